@@ -1,0 +1,219 @@
+//! Data sets: description (registry, YOLOv5 data yamls), scanning and verification, the `shapes` generator,
+//! VOC conversion, augmentation and the batch loader.
+//!
+//! Mirrors `utils/dataloaders.py` and `utils/augmentations.py` of ultralytics/yolov5@5081342f
+//! (`check_dataset`, `LoadImagesAndLabels`, `verify_image_label`, `load_mosaic`, `random_perspective`, ...).
+
+mod augment;
+mod imageops;
+mod loader;
+mod preview;
+mod registry;
+mod scan;
+mod shapes;
+mod voc;
+
+pub use augment::{Letterbox, Perspective, PixelBox, augment_hsv, letterbox, random_perspective};
+pub use imageops::{Image, png_bytes, save_png};
+pub use loader::{Batch, Cache, EpochIter, ImageInfo, Item, Loader, LoaderConfig, collate};
+pub use preview::{batch_grid, class_colour, draw_box, save_batch_png};
+pub use registry::Registry;
+pub use scan::{Issue, IssueKind, Label, Sample, Samples, ScanReport, label_path_for};
+pub use shapes::{SHAPES_NAMES, ShapesConfig, ShapesStyle};
+pub use voc::{VOC_NAMES, convert_voc};
+
+use crate::error::{Error, IoContext, Result};
+use std::path::{Path, PathBuf};
+
+/// The 80 COCO class names, in YOLOv5's `coco.yaml` order.
+pub const COCO_NAMES: [&str; 80] = [
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
+];
+
+/// Which part of a data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Split {
+    /// Training images.
+    Train,
+    /// Validation images.
+    Val,
+    /// Test images (optional).
+    Test,
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        })
+    }
+}
+
+/// A data set description: where its images are and what its classes are. Scanning happens in
+/// [`Dataset::scan`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Name (registry name or yaml file stem).
+    pub name: String,
+    /// Root folder the split paths were resolved against.
+    pub root: PathBuf,
+    /// Training sources: folders of images, `.txt` lists of image paths, or single images.
+    pub train: Vec<PathBuf>,
+    /// Validation sources.
+    pub val: Vec<PathBuf>,
+    /// Test sources (may be empty).
+    pub test: Vec<PathBuf>,
+    /// Class names; `names.len()` is `nc`.
+    pub names: Vec<String>,
+    /// The file that described the set (data yaml or datasets.toml).
+    pub source: PathBuf,
+}
+
+impl Dataset {
+    /// A data set from the registry (`datasets.toml`): `"shapes"`, `"coco128"`, ... Built-in sets are
+    /// generated on first use; sets on disk must exist (the error says how to obtain them).
+    pub fn named(name: &str) -> Result<Self> {
+        Registry::load()?.dataset(name)
+    }
+
+    /// A data set from a YOLOv5 data yaml (`path`, `train`, `val`, `test`, `names`, `nc`). `train`/`val` may
+    /// each be a folder, a list of folders, or a `.txt` file of image paths.
+    pub fn from_yaml(path: impl AsRef<Path>) -> Result<Self> {
+        registry::from_data_yaml(path.as_ref())
+    }
+
+    /// A data set by registry name, or by yaml path when the argument names an existing file.
+    pub fn load(name_or_path: &str) -> Result<Self> {
+        let p = Path::new(name_or_path);
+        if p.is_file() { Self::from_yaml(p) } else { Self::named(name_or_path) }
+    }
+
+    /// Number of classes.
+    pub fn nc(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The sources of one split.
+    pub fn sources(&self, split: Split) -> &[PathBuf] {
+        match split {
+            Split::Train => &self.train,
+            Split::Val => &self.val,
+            Split::Test => &self.test,
+        }
+    }
+
+    /// List, verify and label every image of a split (using and refreshing the label cache), skipping
+    /// corrupt images with a warning that names them. Fails only when no usable image remains.
+    pub fn scan(&self, split: Split) -> Result<Samples> {
+        let sources = self.sources(split);
+        if sources.is_empty() {
+            return Err(Error::DataConfig {
+                path: self.source.clone(),
+                message: format!("data set `{}` has no `{split}` split", self.name),
+            });
+        }
+        scan::scan(sources, &self.names, &format!("{split}"))
+    }
+}
+
+/// Read a whole file, naming it on error.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).at(path)
+}
+
+/// A random generator for one (seed, stream, index) triple, independent of thread scheduling: every image
+/// and every augmentation draws from its own stream, so results do not depend on the number of workers.
+pub(crate) fn rng_for(parts: &[u64]) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng;
+    let mut h = 0x9E37_79B9_7F4A_7C15u64;
+    for p in parts {
+        // splitmix64 finaliser over the running state
+        h ^= p.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(h << 6).wrapping_add(h >> 2);
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h = z ^ (z >> 31);
+    }
+    rand_chacha::ChaCha8Rng::seed_from_u64(h)
+}

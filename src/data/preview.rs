@@ -1,0 +1,86 @@
+//! Pictures of batches with their boxes (`plot_images` in utils/plots.py, simplified: no text).
+
+use super::imageops::{Image, blit, canvas, save_png};
+use super::loader::Batch;
+use crate::error::Result;
+use image::Rgb;
+use std::path::Path;
+
+/// A colour per class, cycling through a fixed bright palette.
+pub fn class_colour(class: usize) -> Rgb<u8> {
+    const PALETTE: [[u8; 3]; 10] = [
+        [255, 56, 56],
+        [255, 157, 151],
+        [255, 112, 31],
+        [255, 178, 29],
+        [207, 210, 49],
+        [72, 249, 10],
+        [146, 204, 23],
+        [61, 219, 134],
+        [26, 147, 52],
+        [0, 212, 187],
+    ];
+    Rgb(PALETTE[class % PALETTE.len()])
+}
+
+/// Draw a box outline of `thickness` pixels, clipped to the image.
+pub fn draw_box(img: &mut Image, b: [f32; 4], colour: Rgb<u8>, thickness: u32) {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let x0 = (b[0].round() as i64).clamp(0, w - 1);
+    let y0 = (b[1].round() as i64).clamp(0, h - 1);
+    let x1 = (b[2].round() as i64).clamp(0, w - 1);
+    let y1 = (b[3].round() as i64).clamp(0, h - 1);
+    for t in 0..thickness as i64 {
+        for x in x0..=x1 {
+            for y in [y0 + t, y1 - t] {
+                if (0..h).contains(&y) {
+                    img.put_pixel(x as u32, y as u32, colour);
+                }
+            }
+        }
+        for y in y0..=y1 {
+            for x in [x0 + t, x1 - t] {
+                if (0..w).contains(&x) {
+                    img.put_pixel(x as u32, y as u32, colour);
+                }
+            }
+        }
+    }
+}
+
+/// Tile a batch into one picture (up to 16 images, 4 per row) with every target box drawn.
+pub fn batch_grid(batch: &Batch) -> Image {
+    let size = batch.images.size();
+    let (b, h, w) = (size[0] as usize, size[2] as u32, size[3] as u32);
+    let n = b.min(16);
+    let cols = (n as f64).sqrt().ceil() as u32;
+    let rows = (n as u32).div_ceil(cols);
+    let mut grid = canvas(cols * w, rows * h, 255);
+    let pixels: Vec<u8> = Vec::<u8>::try_from(batch.images.reshape(-1)).unwrap_or_default();
+    let targets: Vec<f32> = Vec::<f32>::try_from(batch.targets.reshape(-1)).unwrap_or_default();
+    let plane = (h * w) as usize;
+    for i in 0..n {
+        let mut img = Image::new(w, h);
+        let base = i * 3 * plane;
+        for (k, p) in img.pixels_mut().enumerate() {
+            p.0 = [pixels[base + k], pixels[base + plane + k], pixels[base + 2 * plane + k]];
+        }
+        for t in targets.chunks_exact(6).filter(|t| t[0] as usize == i) {
+            let (cx, cy, bw, bh) = (t[2] * w as f32, t[3] * h as f32, t[4] * w as f32, t[5] * h as f32);
+            draw_box(
+                &mut img,
+                [cx - bw / 2.0, cy - bh / 2.0, cx + bw / 2.0, cy + bh / 2.0],
+                class_colour(t[1] as usize),
+                2,
+            );
+        }
+        let (col, row) = (i as u32 % cols, i as u32 / cols);
+        blit(&mut grid, &img, (0, 0), (col * w, row * h), (w, h));
+    }
+    grid
+}
+
+/// Save [`batch_grid`] as a PNG. `names` is kept for a future legend.
+pub fn save_batch_png(batch: &Batch, _names: &[String], path: &Path) -> Result<()> {
+    save_png(&batch_grid(batch), path)
+}

@@ -1,0 +1,159 @@
+//! The crate's one error type. Every variant names what is at fault: the file, the line, the key, the value.
+//!
+//! Soft problems found while scanning a data set (a corrupt image, a bad label row) are not errors: they are
+//! collected as [`crate::data::Issue`]s in the scan report and the image is skipped, as YOLOv5 does.
+
+use std::path::PathBuf;
+
+/// Shorthand for `std::result::Result<T, yolo_lab::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in yolo-lab.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A YAML file could not be parsed.
+    #[error("{path}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line, when the parser knows it.
+        line: Option<usize>,
+        /// What the parser said.
+        message: String,
+    },
+    /// A TOML file could not be parsed.
+    #[error("{path}: {message}")]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A hyperparameter file has a key yolo-lab does not know.
+    #[error("{path}: unknown hyperparameter `{key}` (expected one of: {expected})")]
+    UnknownHypKey {
+        /// The file (or `<memory>`).
+        path: PathBuf,
+        /// The key at fault.
+        key: String,
+        /// The accepted keys, comma separated.
+        expected: String,
+    },
+    /// A hyperparameter that training reads is missing.
+    #[error("{path}: missing hyperparameter `{key}`")]
+    MissingHypKey {
+        /// The file.
+        path: PathBuf,
+        /// The missing key.
+        key: String,
+    },
+    /// A hyperparameter value is not a number.
+    #[error("{path}: hyperparameter `{key}` must be a number, got `{value}`")]
+    HypNotNumeric {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// The value as written.
+        value: String,
+    },
+    /// A hyperparameter value is outside what training accepts.
+    #[error("{path}: hyperparameter `{key}` = {value} is outside [{min}, {max}]")]
+    HypOutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// The value.
+        value: f64,
+        /// Smallest accepted value.
+        min: f64,
+        /// Largest accepted value.
+        max: f64,
+    },
+    /// A named preset or registry entry does not exist.
+    #[error("unknown {kind} `{name}` (available: {available})")]
+    UnknownName {
+        /// What was looked up ("hyperparameter preset", "data set", ...).
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+        /// What exists, comma separated.
+        available: String,
+    },
+    /// A data set description (data yaml, datasets.toml entry) is unusable.
+    #[error("{path}: {message}")]
+    DataConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// A data set has no usable images.
+    #[error("{path}: no usable images ({message})")]
+    NoImages {
+        /// The folder, list or file that was scanned.
+        path: PathBuf,
+        /// Summary of the scan.
+        message: String,
+    },
+    /// An image could not be decoded or encoded.
+    #[error("{path}: {message}")]
+    Image {
+        /// The image.
+        path: PathBuf,
+        /// The decoder's message.
+        message: String,
+    },
+    /// An XML annotation (VOC) could not be read.
+    #[error("{path}: {message}")]
+    Xml {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A setting given to a builder is invalid.
+    #[error("invalid setting `{name}`: {message}")]
+    Config {
+        /// The setting.
+        name: &'static str,
+        /// Why it is rejected.
+        message: String,
+    },
+    /// libtorch reported an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+impl Error {
+    /// Wrap an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// Wrap a serde_yaml error with its file and line.
+    pub fn yaml(path: impl Into<PathBuf>, e: &serde_yaml::Error) -> Self {
+        Error::Yaml { path: path.into(), line: e.location().map(|l| l.line()), message: e.to_string() }
+    }
+}
+
+/// Attach a path to `std::io::Result`s.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

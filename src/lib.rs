@@ -1,0 +1,43 @@
+//! # yolo-lab
+//!
+//! Train YOLOv5 object detectors, freeze layers for transfer learning and evolve training hyperparameters
+//! with a genetic algorithm, from Rust and from Jupyter notebooks (evcxr kernel). Numbers, formats and
+//! defaults follow ultralytics/yolov5 (commit `5081342f`).
+//!
+//! ## Map
+//! | module | concept |
+//! |---|---|
+//! | [`hyp`] | hyperparameters (`hyps/hyp.*.yaml`) |
+//! | [`data`] | data sets, scanning, the `shapes` generator, VOC conversion, augmentation, the loader |
+//! | [`gpu`] | libtorch/CUDA/NVML environment report (`yolo-lab doctor`) |
+//! | [`fsutil`] | atomic writes, the cache folder, Python-compatible float formatting |
+//!
+//! ## Quick start
+//! ```no_run
+//! use yolo_lab::prelude::*;
+//! let ds = Dataset::named("shapes")?;                 // generated on first use
+//! let train = ds.scan(Split::Train)?;                  // verified images and labels
+//! let hyp = Hyp::load("scratch-low")?;
+//! let loader = Loader::new(&train, &hyp, LoaderConfig { img_size: 320, ..Default::default() })?;
+//! for batch in loader.epoch(0).take(1) {
+//!     let batch = batch?;
+//!     println!("{:?} {:?}", batch.images.size(), batch.targets.size());
+//! }
+//! # Ok::<(), yolo_lab::Error>(())
+//! ```
+
+pub mod data;
+pub mod error;
+pub mod fsutil;
+pub mod gpu;
+pub mod hyp;
+
+pub use error::{Error, Result};
+
+/// What a notebook needs: `use yolo_lab::prelude::*;`.
+pub mod prelude {
+    pub use crate::data::{Batch, Cache, Dataset, Loader, LoaderConfig, Samples, ShapesConfig, ShapesStyle, Split};
+    pub use crate::error::{Error, Result};
+    pub use crate::gpu::EnvReport;
+    pub use crate::hyp::Hyp;
+}

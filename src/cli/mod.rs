@@ -35,8 +35,7 @@ fn data_summary(a: &DataArgs) -> anyhow::Result<()> {
     let hyp = Hyp::load(&a.hyp)?;
     println!("data set `{}`: {} classes ({}), root {}", ds.name, ds.nc(), ds.names.join(", "), ds.root.display());
     let train = ds.scan(Split::Train)?;
-    let val = ds.scan(Split::Val)?;
-    println!("{}\n{}", train.report, val.report);
+    let val = ds.scan(Split::Val)?; // each scan prints its summary line
     let cfg = LoaderConfig { img_size: a.img, batch: a.batch, seed: a.seed, ..Default::default() };
     let loader = Loader::new(&train, &hyp, cfg)?;
     let batch = loader.batch(0, 0)?;

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`hyp`] | hyperparameters (`hyps/hyp.*.yaml`) |
 //! | [`data`] | data sets, scanning, the `shapes` generator, VOC conversion, augmentation, the loader |
+//! | [`model`] | YOLOv5 models from yamls, weights as safetensors, summaries |
 //! | [`gpu`] | libtorch/CUDA/NVML environment report (`yolo-lab doctor`) |
 //! | [`fsutil`] | atomic writes, the cache folder, Python-compatible float formatting |
 //!
@@ -31,6 +32,7 @@ pub mod error;
 pub mod fsutil;
 pub mod gpu;
 pub mod hyp;
+pub mod model;
 
 pub use error::{Error, Result};
 
@@ -40,4 +42,5 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::gpu::EnvReport;
     pub use crate::hyp::Hyp;
+    pub use crate::model::{ModelSummary, Yolo};
 }

@@ -1,0 +1,369 @@
+//! YOLOv5 model yamls (`models/yolov5*.yaml`) and the rules of `parse_model` (models/yolo.py) that turn them
+//! into layer specifications: depth and width multiples, channel bookkeeping, argument insertion.
+
+use crate::error::{Error, IoContext, Result};
+use serde_yaml::Value;
+use std::path::{Path, PathBuf};
+
+/// Built-in model configs: (name, yaml text).
+pub const MODEL_CONFIGS: [(&str, &str); 5] = [
+    ("yolov5n", include_str!("../../models/yolov5n.yaml")),
+    ("yolov5s", include_str!("../../models/yolov5s.yaml")),
+    ("yolov5m", include_str!("../../models/yolov5m.yaml")),
+    ("yolov5l", include_str!("../../models/yolov5l.yaml")),
+    ("yolov5x", include_str!("../../models/yolov5x.yaml")),
+];
+
+/// Channels are rounded up to a multiple of this (`make_divisible(c, 8)`; yaml key `channel_multiple`).
+pub const CHANNEL_DIVISOR: i64 = 8;
+
+/// `ceil(x / divisor) * divisor` (`make_divisible` in utils/general.py).
+pub fn make_divisible(x: f64, divisor: i64) -> i64 {
+    (x / divisor as f64).ceil() as i64 * divisor
+}
+
+/// One layer after `parse_model`: where its inputs come from and what it is, with channels resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerSpec {
+    /// Module index (the `i` of `model.{i}`).
+    pub index: usize,
+    /// Input layers: -1 is the previous layer, other values are absolute indices.
+    pub from: Vec<i64>,
+    /// Repeats after the depth multiple.
+    pub repeats: usize,
+    /// The module.
+    pub module: ModuleSpec,
+    /// Output channels.
+    pub c2: i64,
+}
+
+/// A module with its resolved arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModuleSpec {
+    /// Conv2d (no bias) + BatchNorm + SiLU.
+    Conv {
+        /// Input channels.
+        c1: i64,
+        /// Output channels.
+        c2: i64,
+        /// Kernel size.
+        k: i64,
+        /// Stride.
+        s: i64,
+        /// Padding (`k / 2` when not given).
+        p: i64,
+    },
+    /// CSP bottleneck with 3 convolutions and `n` bottlenecks.
+    C3 {
+        /// Input channels.
+        c1: i64,
+        /// Output channels.
+        c2: i64,
+        /// Bottlenecks.
+        n: usize,
+        /// Residual connections inside the bottlenecks.
+        shortcut: bool,
+    },
+    /// A standalone bottleneck.
+    Bottleneck {
+        /// Input channels.
+        c1: i64,
+        /// Output channels.
+        c2: i64,
+        /// Residual connection (only used when c1 == c2).
+        shortcut: bool,
+    },
+    /// Spatial pyramid pooling, fast: three chained max-pools.
+    Sppf {
+        /// Input channels.
+        c1: i64,
+        /// Output channels.
+        c2: i64,
+        /// Pool kernel.
+        k: i64,
+    },
+    /// Nearest-neighbour upsampling.
+    Upsample {
+        /// Scale factor.
+        scale: f64,
+    },
+    /// Concatenation along a dimension.
+    Concat {
+        /// Dimension (1 = channels).
+        dim: i64,
+    },
+    /// The detection head.
+    Detect {
+        /// Classes.
+        nc: i64,
+        /// Anchors in pixels per level: `[level][anchor] = (w, h)`.
+        anchors: Vec<Vec<(f64, f64)>>,
+        /// Input channels per level.
+        ch: Vec<i64>,
+    },
+}
+
+impl ModuleSpec {
+    /// YOLOv5's class name of the module (for summaries).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ModuleSpec::Conv { .. } => "models.common.Conv",
+            ModuleSpec::C3 { .. } => "models.common.C3",
+            ModuleSpec::Bottleneck { .. } => "models.common.Bottleneck",
+            ModuleSpec::Sppf { .. } => "models.common.SPPF",
+            ModuleSpec::Upsample { .. } => "torch.nn.modules.upsampling.Upsample",
+            ModuleSpec::Concat { .. } => "models.common.Concat",
+            ModuleSpec::Detect { .. } => "models.yolo.Detect",
+        }
+    }
+}
+
+/// A parsed model yaml.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// Config name (`yolov5n`) or file stem.
+    pub name: String,
+    /// Where it came from.
+    pub source: PathBuf,
+    /// Classes.
+    pub nc: i64,
+    /// Depth multiple.
+    pub depth_multiple: f64,
+    /// Width multiple.
+    pub width_multiple: f64,
+    /// Layers in order.
+    pub layers: Vec<LayerSpec>,
+}
+
+impl ModelConfig {
+    /// A built-in config by name (`"yolov5n"`, `"yolov5s.yaml"`) or a yaml file by path; `nc` overrides the
+    /// yaml's class count; `anchors` (hyp `anchors`) replaces the yaml anchors by that many placeholders per level.
+    pub fn load(name_or_path: &str, nc: Option<i64>, anchors: Option<usize>) -> Result<Self> {
+        let p = Path::new(name_or_path);
+        let (text, source, name) = if p.is_file() {
+            let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            (std::fs::read_to_string(p).at(p)?, p.to_path_buf(), name)
+        } else {
+            let stem = name_or_path.trim_end_matches(".yaml");
+            match MODEL_CONFIGS.iter().find(|(n, _)| *n == stem) {
+                Some((n, t)) => (t.to_string(), PathBuf::from(format!("models/{n}.yaml")), n.to_string()),
+                None => {
+                    return Err(Error::UnknownName {
+                        kind: "model config",
+                        name: name_or_path.into(),
+                        available: MODEL_CONFIGS.map(|(n, _)| n).join(", ") + ", or a yaml path",
+                    });
+                }
+            }
+        };
+        Self::parse(&text, &source, &name, nc, anchors)
+    }
+
+    /// Parse yaml text (`parse_model`).
+    pub fn parse(text: &str, source: &Path, name: &str, nc: Option<i64>, anchors: Option<usize>) -> Result<Self> {
+        let bad = |message: String| Error::DataConfig { path: source.into(), message };
+        let doc: Value = serde_yaml::from_str(text).map_err(|e| Error::yaml(source, &e))?;
+        let num = |k: &str| doc.get(k).and_then(Value::as_f64).ok_or_else(|| bad(format!("`{k}` must be a number")));
+        let yaml_nc = num("nc")? as i64;
+        let nc = nc.unwrap_or(yaml_nc);
+        if nc < 1 {
+            return Err(bad(format!("nc must be at least 1, got {nc}")));
+        }
+        let gd = num("depth_multiple")?;
+        let gw = num("width_multiple")?;
+        let divisor = doc.get("channel_multiple").and_then(Value::as_i64).unwrap_or(CHANNEL_DIVISOR);
+        if let Some(act) = doc.get("activation") {
+            if !matches!(act.as_str(), Some("nn.SiLU()") | Some("nn.SiLU")) {
+                return Err(bad(format!("activation {act:?} is not supported (only nn.SiLU)")));
+            }
+        }
+        let yaml_anchors = parse_anchors(doc.get("anchors"), anchors).map_err(bad)?;
+        let na = yaml_anchors.first().map(Vec::len).unwrap_or(3) as i64;
+        let no = na * (nc + 5);
+
+        let rows: Vec<&Value> = ["backbone", "head"]
+            .iter()
+            .map(|k| {
+                doc.get(k).and_then(Value::as_sequence).ok_or_else(|| bad(format!("`{k}` must be a list of layers")))
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut ch: Vec<i64> = Vec::new();
+        let mut layers = Vec::with_capacity(rows.len());
+        for (i, row) in rows.into_iter().enumerate() {
+            let here = |m: String| bad(format!("layer {i}: {m}"));
+            let row = row
+                .as_sequence()
+                .filter(|r| r.len() == 4)
+                .ok_or_else(|| here("expected [from, number, module, args]".into()))?;
+            let from: Vec<i64> = match &row[0] {
+                Value::Number(n) => vec![n.as_i64().ok_or_else(|| here("`from` must be an integer".into()))?],
+                Value::Sequence(v) => v
+                    .iter()
+                    .map(|x| x.as_i64().ok_or_else(|| here("`from` must hold integers".into())))
+                    .collect::<Result<_>>()?,
+                other => return Err(here(format!("`from` must be an integer or a list, got {other:?}"))),
+            };
+            for &f in &from {
+                let ok = if f < 0 { (-f as usize) <= i.max(1) } else { (f as usize) < i };
+                if !ok {
+                    return Err(here(format!("`from` {f} does not name an earlier layer")));
+                }
+            }
+            let input = |f: i64| -> i64 {
+                if i == 0 {
+                    3
+                } else if f < 0 {
+                    ch[(ch.len() as i64 + f) as usize]
+                } else {
+                    ch[f as usize]
+                }
+            };
+            let n = row[1].as_i64().ok_or_else(|| here("`number` must be an integer".into()))?;
+            // Python's round() rounds halves to even.
+            let n = if n > 1 { ((n as f64 * gd).round_ties_even() as i64).max(1) } else { n } as usize;
+            let module = row[2].as_str().ok_or_else(|| here("module must be a name".into()))?;
+            let args = row[3].as_sequence().cloned().unwrap_or_default();
+            let arg_i = |k: usize, default: i64| -> Result<i64> {
+                match args.get(k) {
+                    None | Some(Value::Null) => Ok(default),
+                    Some(Value::String(s)) if s == "None" => Ok(default),
+                    Some(v) => v
+                        .as_i64()
+                        .ok_or_else(|| here(format!("argument {k} of {module} must be an integer, got {v:?}"))),
+                }
+            };
+            let arg_b = |k: usize, default: bool| args.get(k).and_then(Value::as_bool).unwrap_or(default);
+            let c1 = input(from[0]);
+            let scaled = |c: i64| if c != no { make_divisible(c as f64 * gw, divisor) } else { c };
+            let spec = match module {
+                "Conv" => {
+                    let (c2, k) = (scaled(arg_i(0, 0)?), arg_i(1, 1)?);
+                    ModuleSpec::Conv { c1, c2, k, s: arg_i(2, 1)?, p: arg_i(3, k / 2)? }
+                }
+                "C3" => ModuleSpec::C3 { c1, c2: scaled(arg_i(0, 0)?), n, shortcut: arg_b(1, true) },
+                "Bottleneck" => ModuleSpec::Bottleneck { c1, c2: scaled(arg_i(0, 0)?), shortcut: arg_b(1, true) },
+                "SPPF" => ModuleSpec::Sppf { c1, c2: scaled(arg_i(0, 0)?), k: arg_i(1, 5)? },
+                "nn.Upsample" => {
+                    let scale = args.get(1).and_then(Value::as_f64).unwrap_or(2.0);
+                    if let Some(mode) = args.get(2).and_then(Value::as_str) {
+                        if mode != "nearest" {
+                            return Err(here(format!("Upsample mode `{mode}` is not supported (only nearest)")));
+                        }
+                    }
+                    ModuleSpec::Upsample { scale }
+                }
+                "Concat" => ModuleSpec::Concat { dim: arg_i(0, 1)? },
+                "Detect" => ModuleSpec::Detect {
+                    nc,
+                    anchors: yaml_anchors.clone(),
+                    ch: from.iter().map(|&f| input(f)).collect(),
+                },
+                other => {
+                    return Err(here(format!(
+                        "module `{other}` is not supported (Conv, C3, Bottleneck, SPPF, nn.Upsample, Concat, Detect)"
+                    )));
+                }
+            };
+            let repeats_inside = matches!(spec, ModuleSpec::C3 { .. });
+            if n > 1 && !repeats_inside {
+                return Err(here(format!("repeating {module} {n} times is not supported")));
+            }
+            let c2 = match &spec {
+                ModuleSpec::Conv { c2, .. }
+                | ModuleSpec::C3 { c2, .. }
+                | ModuleSpec::Bottleneck { c2, .. }
+                | ModuleSpec::Sppf { c2, .. } => *c2,
+                ModuleSpec::Concat { .. } => from.iter().map(|&f| input(f)).sum(),
+                ModuleSpec::Upsample { .. } => c1,
+                ModuleSpec::Detect { .. } => no,
+            };
+            ch.push(c2);
+            layers.push(LayerSpec { index: i, from, repeats: if repeats_inside { 1 } else { n }, module: spec, c2 });
+        }
+        match layers.last().map(|l| &l.module) {
+            Some(ModuleSpec::Detect { .. }) => {}
+            _ => return Err(bad("the last layer must be Detect".into())),
+        }
+        Ok(ModelConfig { name: name.into(), source: source.into(), nc, depth_multiple: gd, width_multiple: gw, layers })
+    }
+}
+
+/// Anchors per level from the yaml list (pixels), or `k` placeholders per level when an integer is given
+/// (`anchors: 3` in a yaml, or the hyp's `anchors`): placeholder values are replaced by AutoAnchor.
+fn parse_anchors(
+    v: Option<&Value>,
+    override_count: Option<usize>,
+) -> std::result::Result<Vec<Vec<(f64, f64)>>, String> {
+    let levels = match v {
+        Some(Value::Sequence(levels)) => levels.clone(),
+        Some(Value::Number(n)) => {
+            let k = n.as_u64().ok_or("`anchors` must be a list or a count")? as usize;
+            return Ok(placeholders(3, k));
+        }
+        _ => return Err("`anchors` is missing".into()),
+    };
+    if let Some(k) = override_count {
+        return Ok(placeholders(levels.len(), k));
+    }
+    levels
+        .iter()
+        .map(|l| {
+            let xs: Vec<f64> =
+                l.as_sequence().ok_or("each anchor level must be a list")?.iter().filter_map(Value::as_f64).collect();
+            if xs.is_empty() || xs.len() % 2 != 0 {
+                return Err(format!("anchor level {xs:?} must hold w, h pairs"));
+            }
+            Ok(xs.chunks(2).map(|c| (c[0], c[1])).collect())
+        })
+        .collect()
+}
+
+/// `list(range(2k))` per level, as YOLOv5 builds placeholder anchors.
+fn placeholders(levels: usize, k: usize) -> Vec<Vec<(f64, f64)>> {
+    (0..levels).map(|_| (0..k).map(|j| ((2 * j) as f64, (2 * j + 1) as f64)).collect()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_and_repeats_follow_parse_model() {
+        let n = ModelConfig::load("yolov5n", None, None).unwrap();
+        let c2: Vec<i64> = n.layers[..10].iter().map(|l| l.c2).collect();
+        assert_eq!(c2, [16, 32, 32, 64, 64, 128, 128, 256, 256, 256]);
+        let reps: Vec<usize> = n
+            .layers
+            .iter()
+            .filter_map(|l| match l.module {
+                ModuleSpec::C3 { n, .. } => Some(n),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reps, [1, 2, 3, 1, 1, 1, 1, 1]);
+        let m = ModelConfig::load("yolov5m", None, None).unwrap();
+        assert_eq!(m.layers[0].c2, 48);
+        let reps: Vec<usize> = m
+            .layers
+            .iter()
+            .filter_map(|l| match l.module {
+                ModuleSpec::C3 { n, .. } => Some(n),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reps, [2, 4, 6, 2, 2, 2, 2, 2]);
+        assert_eq!(make_divisible(1024.0 * 1.25, 8), 1280);
+    }
+
+    #[test]
+    fn bad_configs_are_named_errors() {
+        let e = ModelConfig::load("yolov9", None, None).unwrap_err().to_string();
+        assert!(e.contains("yolov9") && e.contains("yolov5s"), "{e}");
+        let text = MODEL_CONFIGS[0].1.replace("SPPF", "SPPCSPC");
+        let e = ModelConfig::parse(&text, Path::new("x.yaml"), "x", None, None).unwrap_err().to_string();
+        assert!(e.contains("x.yaml") && e.contains("layer 9") && e.contains("SPPCSPC"), "{e}");
+    }
+}

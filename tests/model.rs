@@ -1,0 +1,93 @@
+//! Model construction: YOLOv5's parameter counts, layer counts and GFLOPs (oracle: shared/parity/model_info.json
+//! and the published summaries), names, weights round trip, partial loads.
+
+use tch::{Device, Kind, Tensor};
+use yolo_lab::model::Yolo;
+
+#[test]
+fn summaries_match_yolov5() {
+    // (cfg, parameters, layers, GFLOPs@640 from model_info.json where given)
+    let cases = [
+        ("yolov5n", 1_872_157, 125, Some(4.5627)),
+        ("yolov5s", 7_235_389, 125, Some(16.6228)),
+        ("yolov5m", 21_190_557, 169, Some(49.2349)),
+        ("yolov5l", 46_563_709, 213, None),
+        ("yolov5x", 86_749_405, 257, None),
+    ];
+    for (cfg, params, layers, gflops) in cases {
+        let m = Yolo::new(cfg, Some(80), Device::Cpu).unwrap();
+        let s = m.summary(640);
+        assert_eq!(s.parameters, params, "{cfg}");
+        assert_eq!(s.gradients, params, "{cfg}");
+        assert_eq!(s.layers, layers, "{cfg}");
+        if let Some(g) = gflops {
+            assert!((s.gflops - g).abs() / g < 0.01, "{cfg}: {} GFLOPs vs {g}", s.gflops);
+        }
+        println!("{s}");
+    }
+    let s = Yolo::new("yolov5s", Some(80), Device::Cpu).unwrap().summary(640);
+    let per_layer: Vec<i64> = s.rows.iter().map(|r| r.params).collect();
+    assert_eq!(
+        per_layer,
+        [
+            3520, 18560, 18816, 73984, 115712, 295424, 625152, 1180672, 1182720, 656896, 131584, 0, 0, 361984, 33024,
+            0, 0, 90880, 147712, 0, 296448, 590336, 0, 1182720, 229245
+        ]
+    );
+    assert!(
+        s.to_string().ends_with("YOLOv5s summary: 125 layers, 7,235,389 parameters, 7,235,389 gradients, 16.6 GFLOPs"),
+        "{s}"
+    );
+}
+
+#[test]
+fn names_strides_and_anchors() {
+    let m = Yolo::new("yolov5n", Some(3), Device::Cpu).unwrap();
+    let vars = m.vs.variables();
+    assert_eq!(vars.len(), 349, "same tensors as YOLOv5's state_dict");
+    for n in [
+        "model.0.conv.weight",
+        "model.0.bn.running_var",
+        "model.2.cv1.conv.weight",
+        "model.2.m.0.cv2.bn.bias",
+        "model.24.m.0.weight",
+        "model.24.anchors",
+        "model.9.cv2.bn.num_batches_tracked",
+    ] {
+        assert!(vars.contains_key(n), "{n}");
+    }
+    assert_eq!(m.stride(), [8.0, 16.0, 32.0]);
+    let a: Vec<f32> = Vec::try_from(vars["model.24.anchors"].reshape(-1)).unwrap();
+    assert_eq!(&a[..2], &[1.25, 1.625]);
+    assert_eq!(m.parameters(), 1_767_976);
+    // the stride probe leaves YOLOv5's BatchNorm state: running_var 0.9, one batch tracked
+    let rv: Vec<f32> = Vec::try_from(&vars["model.0.bn.running_var"]).unwrap();
+    assert!(rv.iter().all(|v| (v - 0.9).abs() < 1e-6));
+    assert_eq!(vars["model.0.bn.num_batches_tracked"].int64_value(&[]), 1);
+    let (out, raw) = m.predict(&Tensor::zeros([1, 3, 64, 96], (Kind::Float, Device::Cpu)));
+    assert_eq!(raw[0].size(), [1, 3, 8, 12, 8]);
+    assert_eq!(out.size(), [1, 3 * (8 * 12 + 4 * 6 + 2 * 3), 8]);
+}
+
+#[test]
+fn weights_round_trip_and_partial_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.safetensors");
+    let a = Yolo::new("yolov5n", Some(3), Device::Cpu).unwrap();
+    a.save(&p).unwrap();
+    let mut b = Yolo::new("yolov5n", Some(3), Device::Cpu).unwrap();
+    let r = b.load(&p).unwrap();
+    assert_eq!(r.loaded, 349);
+    let (va, vb) = (a.vs.variables(), b.vs.variables());
+    for (k, t) in &va {
+        assert!(t.equal(&vb[k]), "{k}");
+    }
+    let mut c = Yolo::new("yolov5n", Some(80), Device::Cpu).unwrap();
+    let r = c.load_partial(&p).unwrap();
+    assert_eq!(r.mismatched.len(), 6, "{r}");
+    assert!(r.mismatched.iter().all(|(n, _, _)| n.starts_with("model.24.m.")));
+    assert!(c.load(&p).unwrap_err().to_string().contains("model.24.m."));
+    assert!(c.load(dir.path().join("none.safetensors")).is_err());
+    std::fs::write(dir.path().join("bad.safetensors"), b"garbage").unwrap();
+    assert!(c.load(dir.path().join("bad.safetensors")).is_err());
+}

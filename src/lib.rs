@@ -10,6 +10,10 @@
 //! | [`hyp`] | hyperparameters (`hyps/hyp.*.yaml`) |
 //! | [`data`] | data sets, scanning, the `shapes` generator, VOC conversion, augmentation, the loader |
 //! | [`model`] | YOLOv5 models from yamls, weights as safetensors, summaries |
+//! | [`loss`] | YOLOv5's ComputeLoss (CIoU, objectness, classes) |
+//! | [`metrics`] | NMS, AP per class, mAP, confusion matrix, fitness |
+//! | [`optim`] | YOLOv5's parameter groups, SGD, gradient clipping |
+//! | [`parity`] | comparison with reference tensors computed by YOLOv5 (`yolo-lab parity DIR`) |
 //! | [`gpu`] | libtorch/CUDA/NVML environment report (`yolo-lab doctor`) |
 //! | [`fsutil`] | atomic writes, the cache folder, Python-compatible float formatting |
 //!
@@ -32,7 +36,11 @@ pub mod error;
 pub mod fsutil;
 pub mod gpu;
 pub mod hyp;
+pub mod loss;
+pub mod metrics;
 pub mod model;
+pub mod optim;
+pub mod parity;
 
 pub use error::{Error, Result};
 

@@ -26,6 +26,24 @@ pub enum Command {
         /// Output folder (e.g. datasets/VOC).
         out: PathBuf,
     },
+    /// Compare this implementation with reference tensors computed by YOLOv5 (a fixture folder with
+    /// manifest.json, model.safetensors, forward/loss/nms/sgd_step safetensors); exits 1 on any mismatch.
+    Parity {
+        /// The fixture folder, e.g. ../shared/parity/yolov5n-nc3.
+        dir: PathBuf,
+    },
+    /// Print a model's layer table, parameters and GFLOPs.
+    Model {
+        /// Model config name (yolov5n/s/m/l/x) or yaml path.
+        #[arg(long, default_value = "yolov5n")]
+        cfg: String,
+        /// Number of classes.
+        #[arg(long, default_value_t = 80)]
+        nc: i64,
+        /// Image size of the GFLOPs figure.
+        #[arg(long = "img", default_value_t = 640)]
+        img: i64,
+    },
     /// The main job on the built-in data: what `make demo` runs.
     Demo(DemoArgs),
 }

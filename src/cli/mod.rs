@@ -26,6 +26,16 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(a) => demo(&a).map(|_| ExitCode::SUCCESS),
+        Command::Parity { dir } => {
+            let report = yolo_lab::parity::run(&dir)?;
+            println!("{report}");
+            Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Model { cfg, nc, img } => {
+            let m = yolo_lab::model::Yolo::new(&cfg, Some(nc), tch::Device::Cpu)?;
+            println!("{}", m.summary(img));
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -114,7 +114,7 @@ impl Yolo {
         let mut named: Vec<(String, Tensor)> =
             vars.into_iter().map(|(k, v)| (k, v.detach().to_device(tch::Device::Cpu).contiguous())).collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
-        Tensor::write_safetensors(&named, &tmp).map_err(|e| Error::Torch(e))?;
+        Tensor::write_safetensors(&named, &tmp).map_err(Error::Torch)?;
         std::fs::rename(&tmp, path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             Error::io(path, e)

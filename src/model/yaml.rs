@@ -172,10 +172,10 @@ impl ModelConfig {
         let gd = num("depth_multiple")?;
         let gw = num("width_multiple")?;
         let divisor = doc.get("channel_multiple").and_then(Value::as_i64).unwrap_or(CHANNEL_DIVISOR);
-        if let Some(act) = doc.get("activation") {
-            if !matches!(act.as_str(), Some("nn.SiLU()") | Some("nn.SiLU")) {
-                return Err(bad(format!("activation {act:?} is not supported (only nn.SiLU)")));
-            }
+        if let Some(act) = doc.get("activation")
+            && !matches!(act.as_str(), Some("nn.SiLU()") | Some("nn.SiLU"))
+        {
+            return Err(bad(format!("activation {act:?} is not supported (only nn.SiLU)")));
         }
         let yaml_anchors = parse_anchors(doc.get("anchors"), anchors).map_err(bad)?;
         let na = yaml_anchors.first().map(Vec::len).unwrap_or(3) as i64;
@@ -248,10 +248,10 @@ impl ModelConfig {
                 "SPPF" => ModuleSpec::Sppf { c1, c2: scaled(arg_i(0, 0)?), k: arg_i(1, 5)? },
                 "nn.Upsample" => {
                     let scale = args.get(1).and_then(Value::as_f64).unwrap_or(2.0);
-                    if let Some(mode) = args.get(2).and_then(Value::as_str) {
-                        if mode != "nearest" {
-                            return Err(here(format!("Upsample mode `{mode}` is not supported (only nearest)")));
-                        }
+                    if let Some(mode) = args.get(2).and_then(Value::as_str)
+                        && mode != "nearest"
+                    {
+                        return Err(here(format!("Upsample mode `{mode}` is not supported (only nearest)")));
                     }
                     ModuleSpec::Upsample { scale }
                 }
@@ -313,7 +313,7 @@ fn parse_anchors(
         .map(|l| {
             let xs: Vec<f64> =
                 l.as_sequence().ok_or("each anchor level must be a list")?.iter().filter_map(Value::as_f64).collect();
-            if xs.is_empty() || xs.len() % 2 != 0 {
+            if xs.is_empty() || !xs.len().is_multiple_of(2) {
                 return Err(format!("anchor level {xs:?} must hold w, h pairs"));
             }
             Ok(xs.chunks(2).map(|c| (c[0], c[1])).collect())

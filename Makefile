@@ -25,6 +25,7 @@ lint: setup
 
 bench: setup
 	$(CARGO) run --release --example loader_bench
+	$(CARGO) run --release --example train_step_bench
 
 doctor: setup
 	$(CARGO) run --bin yolo-lab -- doctor

@@ -14,6 +14,7 @@
 //! | [`metrics`] | NMS, AP per class, mAP, confusion matrix, fitness |
 //! | [`optim`] | YOLOv5's parameter groups, SGD, gradient clipping |
 //! | [`parity`] | comparison with reference tensors computed by YOLOv5 (`yolo-lab parity DIR`) |
+//! | [`display`] | HTML tables and images for evcxr notebooks |
 //! | [`gpu`] | libtorch/CUDA/NVML environment report (`yolo-lab doctor`) |
 //! | [`fsutil`] | atomic writes, the cache folder, Python-compatible float formatting |
 //!
@@ -32,6 +33,7 @@
 //! ```
 
 pub mod data;
+pub mod display;
 pub mod error;
 pub mod fsutil;
 pub mod gpu;

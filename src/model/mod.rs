@@ -12,7 +12,7 @@ mod yaml;
 
 pub use detect::Detect;
 pub use layers::{BN_EPS, BN_MOMENTUM, BatchNorm, Bottleneck, C3, Conv, GROUP_BIAS, GROUP_NORM, GROUP_WEIGHT, Sppf};
-pub use summary::{LayerRow, ModelSummary};
+pub use summary::{LayerRow, ModelSummary, thousands};
 pub use weights::LoadReport;
 pub use yaml::{LayerSpec, MODEL_CONFIGS, ModelConfig, ModuleSpec, make_divisible};
 

@@ -25,7 +25,7 @@ fn main() -> yolo_lab::Result<()> {
         let model = Yolo::new(&cfg, Some(80), Device::Cpu)?;
         let hyp = yolo_lab::hyp::Hyp::default();
         let loss = ComputeLoss::new(&model, LossConfig::from_hyp(&hyp, 80, 3, img, 0.0));
-        let mut opt = yolo_lab::optim::sgd(&model, 0.01, 0.937, 5e-4)?;
+        let mut opt = yolo_lab::optim::Optimizer::new(yolo_lab::optim::OptimizerKind::Sgd, &model, 0.01, 0.937, 5e-4);
         tch::manual_seed(0);
         let x = Tensor::rand([batch, 3, img, img], (Kind::Float, Device::Cpu));
         let targets = Tensor::from_slice(&[0f32, 1.0, 0.5, 0.5, 0.2, 0.3, 1.0, 2.0, 0.3, 0.6, 0.1, 0.1]).view([2, 6]);
@@ -33,7 +33,7 @@ fn main() -> yolo_lab::Result<()> {
             opt.zero_grad();
             let out = loss.forward(&model.forward_t(&x, true), &targets);
             out.total.backward();
-            yolo_lab::optim::clip_grad_norm(&opt.trainable_variables(), 10.0);
+            yolo_lab::optim::clip_grad_norm(&opt.params(), 10.0);
             opt.step();
         };
         step();

@@ -130,6 +130,18 @@ pub enum Error {
         /// Why it is rejected.
         message: String,
     },
+    /// The training loss became NaN or infinite; the files of the last completed epoch are kept.
+    #[error("training stopped: non-finite loss (box {}, obj {}, cls {}) at epoch {epoch}, iteration {iteration}; {} keeps results.csv and weights/last.safetensors of the last completed epoch", items[0], items[1], items[2], dir.display())]
+    NonFiniteLoss {
+        /// Epoch (0-based).
+        epoch: usize,
+        /// Iteration within the epoch.
+        iteration: usize,
+        /// Loss components.
+        items: [f64; 3],
+        /// The run folder.
+        dir: PathBuf,
+    },
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

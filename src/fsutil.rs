@@ -81,9 +81,64 @@ pub fn yaml_float(x: f64) -> String {
     }
 }
 
+/// printf's `%.{prec}g` as Python formats it: `prec` significant digits, fixed notation when the exponent is
+/// in [-4, prec), scientific otherwise (two-digit exponent), trailing zeros removed. YOLOv5's CSV files use
+/// `%20.5g`: see [`fmt_g_width`].
+pub fn fmt_g(x: f64, prec: usize) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let p = prec.max(1);
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let sci = format!("{:.*e}", p - 1, x);
+    let (mant, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("integer exponent");
+    let strip = |s: &str| -> String {
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s.to_string() }
+    };
+    if exp >= -4 && exp < p as i32 {
+        strip(&format!("{:.*}", (p as i32 - 1 - exp).max(0) as usize, x))
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", strip(mant), exp.abs())
+    }
+}
+
+/// `%{width}.{prec}g`: [`fmt_g`] right-aligned in `width` characters.
+pub fn fmt_g_width(x: f64, width: usize, prec: usize) -> String {
+    format!("{:>width$}", fmt_g(x, prec))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fmt_g_matches_python() {
+        for (x, want) in [
+            (0.0, "0"),
+            (1.0, "1"),
+            (0.1081123, "0.10811"),
+            (0.037399, "0.037399"),
+            (0.00073451, "0.00073451"),
+            (0.0000123456, "1.2346e-05"),
+            (123456.0, "1.2346e+05"),
+            (12345.0, "12345"),
+            (29.0, "29"),
+            (0.0865, "0.0865"),
+            (-0.5, "-0.5"),
+            (3.0, "3"),
+            (1e-4, "0.0001"),
+        ] {
+            assert_eq!(fmt_g(x, 5), want, "{x}");
+        }
+        assert_eq!(fmt_g_width(0.1, 20, 5), "                 0.1");
+    }
 
     #[test]
     fn python_repr_matches_python() {

@@ -111,3 +111,236 @@ impl fmt::Display for EnvReport {
         }
     }
 }
+
+/// Where telemetry figures come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TelemetrySource {
+    /// NVML on this GPU (index, name).
+    Nvml(u32, String),
+    /// No NVML (CPU machine or no driver): process memory and CPU only.
+    Process(String),
+}
+
+impl fmt::Display for TelemetrySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TelemetrySource::Nvml(i, n) => write!(f, "NVML, GPU {i} ({n})"),
+            TelemetrySource::Process(why) => write!(f, "process RSS and CPU only (no GPU telemetry: {why})"),
+        }
+    }
+}
+
+/// One telemetry sample. GPU fields are NaN without NVML.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TelemetrySample {
+    /// Seconds since the sampler started.
+    pub time_s: f64,
+    /// Device memory in use (all processes), MiB.
+    pub gpu_mem_used_mib: f64,
+    /// This process's device memory, MiB.
+    pub process_gpu_mem_mib: f64,
+    /// Device memory in use as a percentage of the total ("GPU memory allocated %").
+    pub gpu_mem_allocated_pct: f64,
+    /// GPU utilisation, %.
+    pub gpu_util_pct: f64,
+    /// This process's resident memory, MiB.
+    pub process_rss_mib: f64,
+    /// This process's CPU use, % of one core.
+    pub process_cpu_pct: f64,
+}
+
+/// Columns of gpu.csv.
+pub const TELEMETRY_COLUMNS: [&str; 7] = [
+    "time_s",
+    "gpu_mem_used_mib",
+    "process_gpu_mem_mib",
+    "gpu_mem_allocated_pct",
+    "gpu_util_pct",
+    "process_rss_mib",
+    "process_cpu_pct",
+];
+
+/// Samples of a run and where they came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryLog {
+    /// Source.
+    pub source: TelemetrySource,
+    /// Samples in time order.
+    pub samples: Vec<TelemetrySample>,
+}
+
+/// Peak and mean of the telemetry columns.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TelemetrySummary {
+    /// Peak GPU memory allocated, %.
+    pub peak_gpu_mem_pct: f64,
+    /// Mean GPU memory allocated, %.
+    pub mean_gpu_mem_pct: f64,
+    /// Peak process GPU memory, MiB.
+    pub peak_process_gpu_mib: f64,
+    /// Mean GPU utilisation, %.
+    pub mean_gpu_util_pct: f64,
+    /// Peak process RSS, MiB.
+    pub peak_rss_mib: f64,
+    /// Mean process CPU, % of a core.
+    pub mean_cpu_pct: f64,
+}
+
+impl TelemetryLog {
+    /// Peaks and means (NaN for GPU figures without NVML).
+    pub fn summary(&self) -> TelemetrySummary {
+        let col = |f: fn(&TelemetrySample) -> f64| -> Vec<f64> {
+            self.samples.iter().map(f).filter(|v| v.is_finite()).collect()
+        };
+        let peak = |v: Vec<f64>| if v.is_empty() { f64::NAN } else { v.iter().cloned().fold(f64::MIN, f64::max) };
+        let mean = |v: Vec<f64>| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+        TelemetrySummary {
+            peak_gpu_mem_pct: peak(col(|s| s.gpu_mem_allocated_pct)),
+            mean_gpu_mem_pct: mean(col(|s| s.gpu_mem_allocated_pct)),
+            peak_process_gpu_mib: peak(col(|s| s.process_gpu_mem_mib)),
+            mean_gpu_util_pct: mean(col(|s| s.gpu_util_pct)),
+            peak_rss_mib: peak(col(|s| s.process_rss_mib)),
+            mean_cpu_pct: mean(col(|s| s.process_cpu_pct)),
+        }
+    }
+
+    /// gpu.csv text: a comment naming the source, the header, one line per sample.
+    pub fn to_csv(&self) -> String {
+        let mut s = format!("# source: {}\n{}\n", self.source, TELEMETRY_COLUMNS.join(","));
+        for x in &self.samples {
+            let v = [
+                x.time_s,
+                x.gpu_mem_used_mib,
+                x.process_gpu_mem_mib,
+                x.gpu_mem_allocated_pct,
+                x.gpu_util_pct,
+                x.process_rss_mib,
+                x.process_cpu_pct,
+            ];
+            let cells: Vec<String> =
+                v.iter().map(|f| if f.is_finite() { format!("{f:.2}") } else { String::new() }).collect();
+            s.push_str(&cells.join(","));
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// A background sampler, started by `fit` and stopped at its end.
+#[derive(Debug)]
+pub struct Telemetry {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Vec<TelemetrySample>>>,
+    source: TelemetrySource,
+}
+
+/// Clock ticks per second of /proc/self/stat (Linux's USER_HZ on every mainstream platform).
+const CLOCK_TICKS: f64 = 100.0;
+/// Page size of /proc/self/statm on x86_64 and aarch64 Linux.
+const PAGE_BYTES: f64 = 4096.0;
+
+fn process_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = s.rsplit_once(')')?.1; // skip "pid (comm)"
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / CLOCK_TICKS)
+}
+
+fn process_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<f64>().ok()))
+        .map(|pages| pages * PAGE_BYTES / 1048576.0)
+        .unwrap_or(f64::NAN)
+}
+
+impl Telemetry {
+    /// Start sampling every `every` (NVML on `gpu` when given and available, else process figures only).
+    pub fn start(gpu: Option<u32>, every: std::time::Duration) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let nvml = match gpu {
+            None => Err("training on the CPU".to_string()),
+            Some(_) => nvml_wrapper::Nvml::init().map_err(|e| e.to_string()),
+        };
+        let source = match (&nvml, gpu) {
+            (Ok(n), Some(i)) => {
+                TelemetrySource::Nvml(i, n.device_by_index(i).and_then(|d| d.name()).unwrap_or_else(|_| "?".into()))
+            }
+            (Err(e), _) => TelemetrySource::Process(e.clone()),
+            _ => TelemetrySource::Process("no device".into()),
+        };
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            let pid = std::process::id();
+            let mut last_cpu = (process_cpu_seconds().unwrap_or(0.0), 0.0);
+            let mut samples = Vec::new();
+            loop {
+                let now = t0.elapsed().as_secs_f64();
+                let cpu = process_cpu_seconds().unwrap_or(f64::NAN);
+                let cpu_pct = if now > last_cpu.1 { 100.0 * (cpu - last_cpu.0) / (now - last_cpu.1) } else { f64::NAN };
+                last_cpu = (cpu, now);
+                let mut s = TelemetrySample {
+                    time_s: now,
+                    gpu_mem_used_mib: f64::NAN,
+                    process_gpu_mem_mib: f64::NAN,
+                    gpu_mem_allocated_pct: f64::NAN,
+                    gpu_util_pct: f64::NAN,
+                    process_rss_mib: process_rss_mib(),
+                    process_cpu_pct: cpu_pct,
+                };
+                if let (Ok(n), Some(i)) = (&nvml, gpu)
+                    && let Ok(d) = n.device_by_index(i)
+                {
+                    if let Ok(m) = d.memory_info() {
+                        s.gpu_mem_used_mib = m.used as f64 / 1048576.0;
+                        s.gpu_mem_allocated_pct = 100.0 * m.used as f64 / m.total.max(1) as f64;
+                    }
+                    if let Ok(u) = d.utilization_rates() {
+                        s.gpu_util_pct = u.gpu as f64;
+                    }
+                    if let Ok(procs) = d.running_compute_processes() {
+                        s.process_gpu_mem_mib = procs
+                            .iter()
+                            .filter(|p| p.pid == pid)
+                            .map(|p| match p.used_gpu_memory {
+                                nvml_wrapper::enums::device::UsedGpuMemory::Used(b) => b as f64 / 1048576.0,
+                                nvml_wrapper::enums::device::UsedGpuMemory::Unavailable => f64::NAN,
+                            })
+                            .sum();
+                    }
+                }
+                samples.push(s);
+                // sleep in short slices so stop() returns quickly
+                let until = std::time::Instant::now() + every;
+                while std::time::Instant::now() < until {
+                    if flag.load(Ordering::Relaxed) {
+                        return samples;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        });
+        Telemetry { stop, handle: Some(handle), source }
+    }
+
+    /// Where the figures come from.
+    pub fn source(&self) -> &TelemetrySource {
+        &self.source
+    }
+
+    /// Stop and collect the samples.
+    pub fn finish(mut self) -> TelemetryLog {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let samples = self.handle.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        TelemetryLog { source: self.source.clone(), samples }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

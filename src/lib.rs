@@ -15,6 +15,7 @@
 //! | [`optim`] | YOLOv5's parameter groups, SGD, gradient clipping |
 //! | [`parity`] | comparison with reference tensors computed by YOLOv5 (`yolo-lab parity DIR`) |
 //! | [`display`] | HTML tables and images for evcxr notebooks |
+//! | [`train`] | the Trainer: YOLOv5's training loop, freezing, checkpoints, results.csv |
 //! | [`gpu`] | libtorch/CUDA/NVML environment report (`yolo-lab doctor`) |
 //! | [`fsutil`] | atomic writes, the cache folder, Python-compatible float formatting |
 //!
@@ -43,6 +44,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod parity;
+pub mod train;
 
 pub use error::{Error, Result};
 
@@ -53,4 +55,6 @@ pub mod prelude {
     pub use crate::gpu::EnvReport;
     pub use crate::hyp::Hyp;
     pub use crate::model::{ModelSummary, Yolo};
+    pub use crate::optim::OptimizerKind;
+    pub use crate::train::{Freeze, FreezeSchedule, ProgressMode, StopHandle, TrainRun, Trainer};
 }

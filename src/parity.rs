@@ -9,7 +9,7 @@
 use crate::error::{Error, IoContext, Result};
 use crate::loss::{ComputeLoss, LossConfig};
 use crate::metrics::{NmsConfig, ap_per_class, fitness, iou_xyxy, nms_image};
-use crate::model::{GROUP_BIAS, GROUP_NORM, GROUP_WEIGHT, Yolo};
+use crate::model::Yolo;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
@@ -512,7 +512,7 @@ fn sgd_checks(fx: &Fixture, model: Yolo, report: &mut ParityReport) -> Result<()
         .pointer("/optimizer/gradient_clipping/max_norm")
         .and_then(Value::as_f64)
         .unwrap_or(crate::optim::MAX_GRAD_NORM);
-    let mut opt = crate::optim::sgd(&model, lr, momentum, wd)?;
+    let mut opt = crate::optim::Optimizer::new(crate::optim::OptimizerKind::Sgd, &model, lr, momentum, wd);
     let images = get(&t, f, "images_uint8")?.to_kind(Kind::Float) / 255.0;
     let targets = get(&t, f, "targets")?;
     let loss = ComputeLoss::new(&model, loss_config(fx)?);
@@ -563,7 +563,7 @@ fn sgd_checks(fx: &Fixture, model: Yolo, report: &mut ParityReport) -> Result<()
         tolerance: "max|Δ| ≤ 1e-2·max|g|+1e-6, ‖Δ‖ ≤ 1e-2·‖g‖".into(),
         pass: failed == 0 && !grad_keys.is_empty(),
     });
-    let params: Vec<Tensor> = opt.trainable_variables();
+    let params: Vec<Tensor> = opt.params();
     let (total, _coef) = crate::optim::clip_grad_norm(&params, max_norm);
     let want_norm = fx.num(&["sgd_step", "grad_global_norm_preclip"])?;
     report.checks.push(close_rel("sgd_step/global grad norm", &[total], &[want_norm], tol::GRAD_NORM_REL));
@@ -604,7 +604,6 @@ fn sgd_checks(fx: &Fixture, model: Yolo, report: &mut ParityReport) -> Result<()
         tolerance: "rel 1e-4 + abs 1e-6".into(),
         pass: bad == 0 && n > 0,
     });
-    let _ = (GROUP_BIAS, GROUP_NORM, GROUP_WEIGHT);
     Ok(())
 }
 

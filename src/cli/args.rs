@@ -44,6 +44,8 @@ pub enum Command {
         #[arg(long = "img", default_value_t = 640)]
         img: i64,
     },
+    /// Train a model (YOLOv5's train.py flags).
+    Train(Box<TrainArgs>),
     /// The main job on the built-in data: what `make demo` runs.
     Demo(DemoArgs),
 }
@@ -71,12 +73,101 @@ pub struct DataArgs {
     pub out: PathBuf,
 }
 
+/// Flags of `yolo-lab train`, named as train.py's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainArgs {
+    /// Data set name (datasets.toml) or data yaml.
+    #[arg(long, default_value = "shapes")]
+    pub data: String,
+    /// Model config name or yaml.
+    #[arg(long, default_value = "yolov5n")]
+    pub cfg: String,
+    /// Initial weights (safetensors); empty trains from scratch.
+    #[arg(long, default_value = "")]
+    pub weights: String,
+    /// Hyperparameters: preset name or yaml path.
+    #[arg(long, default_value = "scratch-low")]
+    pub hyp: String,
+    /// Epochs.
+    #[arg(long, default_value_t = 100)]
+    pub epochs: usize,
+    /// Batch size.
+    #[arg(long = "batch-size", alias = "batch", default_value_t = 16)]
+    pub batch_size: usize,
+    /// Image size (train and val).
+    #[arg(long = "img", alias = "imgsz", alias = "img-size", default_value_t = 640)]
+    pub img: i64,
+    /// Device: cpu, 0, or empty for automatic.
+    #[arg(long, default_value = "")]
+    pub device: String,
+    /// Freeze layers: one number N freezes 0..N-1 (backbone = 10); several numbers freeze those.
+    #[arg(long, num_args = 1.., default_values_t = [0])]
+    pub freeze: Vec<usize>,
+    /// Image cache: ram, ram-encoded, disk (flag alone = ram).
+    #[arg(long, num_args = 0..=1, default_missing_value = "ram")]
+    pub cache: Option<String>,
+    /// Optimizer: SGD, Adam, AdamW.
+    #[arg(long, default_value = "SGD")]
+    pub optimizer: String,
+    /// Sharpness-aware minimisation around the optimizer.
+    #[arg(long)]
+    pub sam: bool,
+    /// Cosine learning-rate schedule.
+    #[arg(long = "cos-lr")]
+    pub cos_lr: bool,
+    /// Label smoothing epsilon.
+    #[arg(long = "label-smoothing", default_value_t = 0.0)]
+    pub label_smoothing: f64,
+    /// Early-stopping patience in epochs.
+    #[arg(long, default_value_t = 100)]
+    pub patience: usize,
+    /// Rectangular training.
+    #[arg(long)]
+    pub rect: bool,
+    /// Vary the image size by ±50%.
+    #[arg(long = "multi-scale")]
+    pub multi_scale: bool,
+    /// Validate only the final epoch.
+    #[arg(long)]
+    pub noval: bool,
+    /// Save only the final checkpoint.
+    #[arg(long)]
+    pub nosave: bool,
+    /// Skip AutoAnchor.
+    #[arg(long)]
+    pub noautoanchor: bool,
+    /// Loader workers.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Run folder parent.
+    #[arg(long, default_value = "runs/train")]
+    pub project: PathBuf,
+    /// Run folder name.
+    #[arg(long, default_value = "exp")]
+    pub name: String,
+    /// Reuse an existing run folder.
+    #[arg(long = "exist-ok")]
+    pub exist_ok: bool,
+    /// Resume from a run folder or weights/last.safetensors.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Varifocal objectness loss.
+    #[arg(long)]
+    pub varifocal: bool,
+}
+
 /// Flags of `yolo-lab demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Output folder.
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
+    /// Training epochs.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
 }
 
 #[cfg(test)]
@@ -92,6 +183,32 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["yolo-lab", "data", "--img", "abc"]).is_err());
+    }
+
+    #[test]
+    fn train_flags_parse_like_train_py() {
+        let cli = Cli::try_parse_from([
+            "yolo-lab",
+            "train",
+            "--freeze",
+            "10",
+            "--img",
+            "320",
+            "--batch-size",
+            "8",
+            "--cache",
+            "--cos-lr",
+        ])
+        .unwrap();
+        let Command::Train(a) = cli.command else { panic!() };
+        assert_eq!(
+            (a.freeze.as_slice(), a.img, a.batch_size, a.cache.as_deref(), a.cos_lr),
+            (&[10][..], 320, 8, Some("ram"), true)
+        );
+        let cli = Cli::try_parse_from(["yolo-lab", "train", "--freeze", "0", "1", "2", "--cache", "disk"]).unwrap();
+        let Command::Train(a) = cli.command else { panic!() };
+        assert_eq!((a.freeze, a.cache.as_deref()), (vec![0, 1, 2], Some("disk")));
+        assert!(Cli::try_parse_from(["yolo-lab", "train", "--epochs", "-1"]).is_err());
     }
 
     #[test]

@@ -3,12 +3,14 @@
 pub mod args;
 
 use anyhow::Context;
-use args::{Cli, Command, DataArgs, DemoArgs};
+use args::{Cli, Command, DataArgs, DemoArgs, TrainArgs};
 use clap::Parser;
 use std::process::ExitCode;
+use yolo_lab::data::Cache;
 use yolo_lab::data::{self, Dataset, Loader, LoaderConfig, Split};
 use yolo_lab::gpu::EnvReport;
 use yolo_lab::hyp::Hyp;
+use yolo_lab::train::{Freeze, Trainer};
 
 /// Parse the command line and run it.
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -26,6 +28,11 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(a) => demo(&a).map(|_| ExitCode::SUCCESS),
+        Command::Train(a) => {
+            let run = trainer(&a)?.fit()?;
+            println!("results: {}", run.results_csv().display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Parity { dir } => {
             let report = yolo_lab::parity::run(&dir)?;
             println!("{report}");
@@ -73,4 +80,41 @@ fn demo(a: &DemoArgs) -> anyhow::Result<()> {
     let args =
         DataArgs { data: "shapes".into(), hyp: "scratch-low".into(), img: 320, batch: 16, seed: 0, out: a.out.clone() };
     data_summary(&args)
+}
+
+/// The one conversion from flags to the library's builder.
+pub fn trainer(a: &TrainArgs) -> anyhow::Result<Trainer> {
+    let mut t = Trainer::new()
+        .data(a.data.as_str())
+        .cfg(a.cfg.as_str())
+        .hyp(a.hyp.as_str())
+        .epochs(a.epochs)
+        .batch(a.batch_size)
+        .imgsz(a.img)
+        .device(a.device.as_str())
+        .freeze(Freeze::from_cli(&a.freeze))
+        .cache(a.cache.as_deref().unwrap_or("none").parse::<Cache>()?)
+        .optimizer(a.optimizer.parse()?)
+        .sam(a.sam)
+        .cos_lr(a.cos_lr)
+        .label_smoothing(a.label_smoothing)
+        .patience(a.patience)
+        .rect(a.rect)
+        .multi_scale(a.multi_scale)
+        .noval(a.noval)
+        .nosave(a.nosave)
+        .noautoanchor(a.noautoanchor)
+        .workers(a.workers)
+        .seed(a.seed)
+        .project(a.project.clone())
+        .name(a.name.as_str())
+        .exist_ok(a.exist_ok)
+        .varifocal(a.varifocal);
+    if !a.weights.is_empty() {
+        t = t.weights(&a.weights);
+    }
+    if let Some(r) = &a.resume {
+        t = t.resume(r);
+    }
+    Ok(t)
 }

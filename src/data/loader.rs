@@ -159,7 +159,7 @@ struct Inner {
     samples: Vec<Sample>,
     hyp: Hyp,
     cfg: LoaderConfig,
-    store: Store,
+    store: Arc<Store>,
     cache_bytes: u64,
     /// Per-batch (height, width) for rectangular batches.
     batch_shapes: Option<Vec<(u32, u32)>>,
@@ -196,19 +196,21 @@ impl Loader {
         });
         let (store, cache_bytes) = build_store(&items, &cfg)?;
         Ok(Loader {
-            inner: Arc::new(Inner { samples: items, hyp: hyp.clone(), cfg, store, cache_bytes, batch_shapes }),
+            inner: Arc::new(Inner {
+                samples: items,
+                hyp: hyp.clone(),
+                cfg,
+                store: Arc::new(store),
+                cache_bytes,
+                batch_shapes,
+            }),
         })
     }
 
     /// The same images and cache with other hyperparameters (evolution reuses the cache across generations).
     pub fn with_hyp(&self, hyp: &Hyp) -> Self {
         let i = &self.inner;
-        let store = match &i.store {
-            Store::None => Store::None,
-            Store::Ram(v) => Store::Ram(v.clone()),
-            Store::Encoded(v) => Store::Encoded(v.clone()),
-            Store::Disk(v) => Store::Disk(v.clone()),
-        };
+        let store = i.store.clone();
         Loader {
             inner: Arc::new(Inner {
                 samples: i.samples.clone(),
@@ -325,7 +327,7 @@ impl Loader {
     fn load(&self, k: usize) -> Result<Loaded> {
         let i = &self.inner;
         let s = &i.samples[k];
-        let img = match &i.store {
+        let img = match i.store.as_ref() {
             Store::Ram(v) => v[k].clone(),
             Store::Encoded(v) => resize_long(&decode(&v[k], &s.image)?, i.cfg.img_size, i.cfg.augment),
             Store::Disk(v) => resize_long(&read_npy(&v[k])?, i.cfg.img_size, i.cfg.augment),

@@ -1,0 +1,782 @@
+//! The training loop (`train.py::train`): setup, epochs of warmup/accumulate/clip/step/EMA, validation,
+//! early stopping, results.csv and checkpoints.
+
+use super::checkpoint::{self, CheckpointMeta, OPTIM_PREFIX, TRAIN_PREFIX};
+use super::progress::Progress;
+use super::results::{self, EpochRow};
+use super::schedule::{
+    accumulate, lr_factor, scaled_weight_decay, warmup_accumulate, warmup_iters, warmup_lr, warmup_momentum,
+};
+use super::{DataSource, HypSource, ModelEma, TrainRun, Trainer, validate};
+use crate::data::{Dataset, Loader, LoaderConfig, Samples, Split, rng_for};
+use crate::error::{Error, Result};
+use crate::gpu::Telemetry;
+use crate::hyp::Hyp;
+use crate::loss::{ComputeLoss, LossConfig};
+use crate::metrics::NmsConfig;
+use crate::model::{ModelConfig, Yolo, is_buffer, make_divisible};
+use crate::optim::{MAX_GRAD_NORM, Optimizer, OptimizerKind, clip_grad_norm};
+use rand::Rng;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// SAM neighbourhood radius (Foret et al. 2021 default).
+pub const SAM_RHO: f64 = 0.05;
+/// Initial loss scale of the AMP gradient scaler (PyTorch's GradScaler default 2**16).
+const AMP_INIT_SCALE: f64 = 65536.0;
+/// Steps without overflow before the scale doubles (GradScaler growth_interval).
+const AMP_GROWTH_INTERVAL: u32 = 2000;
+/// Telemetry sampling period.
+const TELEMETRY_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Serialises seeding and model construction across threads.
+static TORCH_SEED_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Data scanned once and reusable across runs (the evolver trains many generations on the same data).
+#[derive(Debug, Clone)]
+pub struct PreparedData {
+    /// The data set description.
+    pub dataset: Dataset,
+    /// Verified training images.
+    pub train: Samples,
+    /// Verified validation images.
+    pub val: Samples,
+    /// Training loader (with its image cache), built for the first hyperparameters seen.
+    train_loader: Option<Loader>,
+}
+
+fn parse_device(s: &str) -> Result<Device> {
+    let s = s.trim().to_ascii_lowercase();
+    match s.as_str() {
+        "" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        other => {
+            let i: usize = other.trim_start_matches("cuda:").split(',').next().unwrap_or("").parse().map_err(|_| {
+                Error::Config {
+                    name: "device",
+                    message: format!("`{other}` is not cpu, a CUDA index like 0, or empty for automatic"),
+                }
+            })?;
+            if !tch::Cuda::is_available() || i as i64 >= tch::Cuda::device_count() {
+                return Err(Error::Config {
+                    name: "device",
+                    message: format!("CUDA device {i} is not available (run `yolo-lab doctor`)"),
+                });
+            }
+            Ok(Device::Cuda(i))
+        }
+    }
+}
+
+/// `runs/train/exp`, `exp2`, `exp3`, ... (`increment_path`).
+pub(crate) fn increment_dir(project: &Path, name: &str, exist_ok: bool) -> PathBuf {
+    let base = project.join(name);
+    if exist_ok || !base.exists() {
+        return base;
+    }
+    (2..).map(|n| project.join(format!("{name}{n}"))).find(|p| !p.exists()).expect("an unused name exists")
+}
+
+impl Trainer {
+    /// Check every setting without doing any work.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &'static str, message: String| Err(Error::Config { name, message });
+        if self.epochs == 0 && self.freeze_schedule.is_none() {
+            return bad("epochs", "must be at least 1".into());
+        }
+        if self.batch == 0 {
+            return bad("batch", "must be at least 1".into());
+        }
+        if self.imgsz < 32 {
+            return bad("imgsz", format!("{} is below 32 pixels", self.imgsz));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad("label_smoothing", format!("{} is outside [0, 1)", self.label_smoothing));
+        }
+        if self.log_every == 0 {
+            return bad("log_every", "must be at least 1".into());
+        }
+        if let Some(s) = &self.freeze_schedule {
+            if s.stages.is_empty() || s.epochs() == 0 {
+                return bad("freeze_schedule", "needs at least one stage with epochs".into());
+            }
+            if s.stages.iter().any(|st| !(st.data_fraction > 0.0 && st.data_fraction <= 1.0) || st.lr_scale <= 0.0) {
+                return bad("freeze_schedule", "data fractions must be in (0, 1] and lr scales positive".into());
+            }
+        }
+        if let Some(w) = &self.weights
+            && !w.is_file()
+        {
+            return Err(Error::io(w, std::io::Error::new(std::io::ErrorKind::NotFound, "weights file not found")));
+        }
+        if self.sam
+            && self.optimizer != OptimizerKind::Sgd
+            && self.optimizer != OptimizerKind::AdamW
+            && self.optimizer != OptimizerKind::Adam
+        {
+            return bad("sam", "needs a base optimizer".into());
+        }
+        parse_device(&self.device)?;
+        ModelConfig::load(&self.cfg, None, None)?;
+        self.load_hyp()?;
+        Ok(())
+    }
+
+    fn load_hyp(&self) -> Result<Hyp> {
+        match &self.hyp {
+            HypSource::Name(n) => Hyp::load(n),
+            HypSource::Hyp(h) => {
+                h.validate()?;
+                Ok((**h).clone())
+            }
+        }
+    }
+
+    /// Load and verify the data set (both splits).
+    pub fn prepare_data(&self) -> Result<PreparedData> {
+        let dataset = match &self.data {
+            DataSource::Name(n) => Dataset::load(n)?,
+            DataSource::Dataset(d) => d.clone(),
+        };
+        let train = dataset.scan(Split::Train)?;
+        let val = if dataset.val.is_empty() { train.clone() } else { dataset.scan(Split::Val)? };
+        Ok(PreparedData { dataset, train, val, train_loader: None })
+    }
+
+    /// Train. Validates the settings first; returns the run's metrics, timings and telemetry.
+    pub fn fit(&self) -> Result<TrainRun> {
+        self.validate()?;
+        let mut data = self.prepare_data()?;
+        self.fit_with(&mut data)
+    }
+
+    /// Train on data prepared by [`Trainer::prepare_data`]; the data set, label cache and image cache are
+    /// reused (the image cache is built on the first call).
+    pub fn fit_with(&self, data: &mut PreparedData) -> Result<TrainRun> {
+        self.validate()?;
+        Run::setup(self, data)?.train()
+    }
+}
+
+/// Everything a run needs once set up.
+struct Run<'a> {
+    t: &'a Trainer,
+    dir: PathBuf,
+    device: Device,
+    hyp: Hyp,
+    model: Yolo,
+    ema: ModelEma,
+    opt: Optimizer,
+    loss: ComputeLoss,
+    train_loader: Loader,
+    val_loader: Loader,
+    data: &'a PreparedData,
+    imgsz: i64,
+    epochs: usize,
+    start_epoch: usize,
+    last_opt_step: i64,
+    rows: Vec<EpochRow>,
+    best_fitness: f64,
+    best_epoch: usize,
+    names: Vec<String>,
+    frozen: i64,
+    progress: Progress,
+}
+
+impl<'a> Run<'a> {
+    fn setup(t: &'a Trainer, data: &'a mut PreparedData) -> Result<Run<'a>> {
+        let device = parse_device(&t.device)?;
+        // libtorch's generator is process-wide: hold the lock from seeding until the model is initialised so
+        // that runs in parallel threads (tests, evolution workers) each get their seed's weights
+        let seed_lock = TORCH_SEED_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        tch::manual_seed(t.seed as i64 + 1); // init_seeds(opt.seed + 1 + RANK)
+        let mut progress = Progress::new(t.progress, t.log_every);
+        let resume = match &t.resume {
+            Some(p) => {
+                let path = if p.is_dir() { p.join("weights/last.safetensors") } else { p.clone() };
+                let meta = checkpoint::read_meta(&path)?;
+                if !meta.resumable {
+                    return Err(Error::DataConfig {
+                        path,
+                        message: "this checkpoint holds weights only (best); resume from last.safetensors".into(),
+                    });
+                }
+                Some((path, meta))
+            }
+            None => None,
+        };
+        let names = data.dataset.names.clone();
+        let nc = names.len() as i64;
+        let (hyp, dir) = match &resume {
+            Some((path, meta)) => {
+                let hyp = Hyp::from_yaml_str(&meta.hyp, path)?;
+                let dir =
+                    path.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+                if meta.names.len() != names.len() {
+                    return Err(Error::Config {
+                        name: "resume",
+                        message: format!(
+                            "checkpoint has {} classes, data set `{}` has {}",
+                            meta.names.len(),
+                            data.dataset.name,
+                            names.len()
+                        ),
+                    });
+                }
+                (hyp, dir)
+            }
+            None => (t.load_hyp()?, increment_dir(&t.project, &t.name, t.exist_ok || t.evolve_mode)),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        // model: YOLOv5 rebuilds the anchors from the hyp's count when it has one
+        let anchors = hyp.anchors.map(|a| a.round_ties_even().max(1.0) as usize);
+        let cfg = resume.as_ref().map(|(_, m)| m.cfg.clone()).unwrap_or_else(|| t.cfg.clone());
+        let mut model = Yolo::from_config(ModelConfig::load(&cfg, Some(nc), anchors)?, device)?;
+        if let (Some(w), None) = (&t.weights, &resume) {
+            let report = model.load_partial(w)?;
+            progress.line(&format!("weights {}: {report}", w.display()));
+        }
+        drop(seed_lock);
+        // image size: a multiple of the largest stride, at least two strides
+        let gs = model.max_stride().max(32);
+        let imgsz = make_divisible(t.imgsz as f64, gs).max(2 * gs);
+        if imgsz != t.imgsz {
+            progress.line(&format!(
+                "WARNING --img-size {} must be a multiple of max stride {gs}, updating to {imgsz}",
+                t.imgsz
+            ));
+        }
+        // loaders
+        let lcfg = LoaderConfig {
+            img_size: imgsz as u32,
+            batch: t.batch,
+            augment: true,
+            rect: t.rect,
+            shuffle: !t.rect,
+            workers: t.workers,
+            seed: t.seed,
+            stride: gs as u32,
+            pad: 0.0,
+            cache: t.cache,
+        };
+        let train_loader = match &data.train_loader {
+            Some(l) if l.config() == &lcfg => l.with_hyp(&hyp),
+            _ => {
+                let l = Loader::new(&data.train, &hyp, lcfg)?;
+                data.train_loader = Some(l.clone());
+                l
+            }
+        };
+        let val_loader = Loader::new(
+            &data.val,
+            &hyp,
+            LoaderConfig { workers: t.workers, stride: gs as u32, ..LoaderConfig::val(imgsz as u32, t.batch * 2) },
+        )?;
+        let data: &'a PreparedData = data;
+        // AutoAnchor before the optimizer sees the model
+        if !t.noautoanchor && resume.is_none() {
+            let mut rng = rng_for(&[t.seed, 7]);
+            progress.line(&super::autoanchor::check_anchors(&model, &data.train.items, hyp.anchor_t, imgsz, &mut rng));
+        }
+        let nl = model.detect().m.len();
+        let loss = ComputeLoss::new(
+            &model,
+            LossConfig { varifocal: t.varifocal, ..LossConfig::from_hyp(&hyp, nc, nl, imgsz, t.label_smoothing) },
+        );
+        let wd = scaled_weight_decay(hyp.weight_decay, t.batch);
+        let mut opt = Optimizer::new(t.optimizer, &model, hyp.lr0, hyp.momentum, wd);
+        let mut ema = ModelEma::new(&model)?;
+        let epochs = t.freeze_schedule.as_ref().map(|s| s.epochs()).unwrap_or(t.epochs);
+        let (mut start_epoch, mut rows, mut best_fitness, mut best_epoch, mut last_opt_step) = (0, vec![], 0.0, 0, -1);
+        if let Some((path, meta)) = &resume {
+            let tensors = checkpoint::read_tensors(path)?;
+            tch::no_grad(|| -> Result<()> {
+                let (mv, ev) = (model.vs.variables(), ema.model.vs.variables());
+                for (k, v) in &mv {
+                    let src = tensors.get(&format!("{TRAIN_PREFIX}{k}")).ok_or_else(|| Error::DataConfig {
+                        path: path.clone(),
+                        message: format!("missing `{TRAIN_PREFIX}{k}`"),
+                    })?;
+                    v.shallow_clone().copy_(src);
+                }
+                for (k, v) in &ev {
+                    let src = tensors
+                        .get(k)
+                        .ok_or_else(|| Error::DataConfig { path: path.clone(), message: format!("missing `{k}`") })?;
+                    v.shallow_clone().copy_(src);
+                }
+                Ok(())
+            })?;
+            ema.updates = meta.ema_updates;
+            let state: std::collections::HashMap<String, Tensor> = tensors
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(OPTIM_PREFIX).map(|n| (n.to_string(), v.shallow_clone())))
+                .collect();
+            opt.load_state(&state, meta.optimizer_steps);
+            start_epoch = meta.epoch + 1;
+            best_fitness = meta.best_fitness;
+            best_epoch = meta.best_epoch;
+            last_opt_step = meta.last_opt_step;
+            rows = results::read(&dir.join("results.csv"))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.epoch <= meta.epoch)
+                .collect();
+            progress.line(&format!("Resuming training from {} at epoch {start_epoch} of {epochs}", path.display()));
+            if start_epoch >= epochs {
+                return Err(Error::Config {
+                    name: "resume",
+                    message: format!("{} already finished {epochs} epochs; nothing to resume", path.display()),
+                });
+            }
+        }
+        // scheduler position: lr = initial_lr · lf(start_epoch)
+        let stage_scale = t.freeze_schedule.as_ref().map(|s| s.stage(start_epoch).lr_scale).unwrap_or(1.0);
+        for g in &mut opt.groups {
+            g.lr = g.initial_lr * lr_factor(start_epoch as f64, epochs, hyp.lrf, t.cos_lr) * stage_scale;
+        }
+        if !t.evolve_mode {
+            crate::fsutil::write_atomic(&dir.join("hyp.yaml"), hyp.to_yaml_string().as_bytes())?;
+            crate::fsutil::write_atomic(&dir.join("opt.yaml"), opt_yaml(t, &data.dataset, imgsz).as_bytes())?;
+        }
+        let mut run = Run {
+            t,
+            dir,
+            device,
+            hyp,
+            model,
+            ema,
+            opt,
+            loss,
+            train_loader,
+            val_loader,
+            data,
+            imgsz,
+            epochs,
+            start_epoch,
+            last_opt_step,
+            rows,
+            best_fitness,
+            best_epoch,
+            names,
+            frozen: 0,
+            progress,
+        };
+        run.apply_freeze(
+            &t.freeze_schedule
+                .as_ref()
+                .map(|s| s.stage(start_epoch).freeze.clone())
+                .unwrap_or_else(|| t.freeze.clone()),
+        );
+        Ok(run)
+    }
+
+    /// Set `requires_grad` by YOLOv5's rule and log the counts.
+    fn apply_freeze(&mut self, freeze: &super::Freeze) {
+        let mut frozen = 0;
+        for (name, v) in self.model.vs.variables() {
+            if is_buffer(&name) {
+                continue;
+            }
+            let f = freeze.matches(&name);
+            let _ = v.set_requires_grad(!f);
+            if f {
+                frozen += v.numel() as i64;
+            }
+        }
+        self.frozen = frozen;
+        let total = self.model.parameters();
+        self.progress.line(&format!(
+            "freeze: {freeze}; {} frozen parameters, {} trainable",
+            crate::model::thousands(frozen),
+            crate::model::thousands(total - frozen)
+        ));
+    }
+
+    fn lf(&self, epoch: usize) -> f64 {
+        lr_factor(epoch as f64, self.epochs, self.hyp.lrf, self.t.cos_lr)
+    }
+
+    fn train(mut self) -> Result<TrainRun> {
+        let t0 = Instant::now();
+        let t = self.t;
+        let telemetry = Telemetry::start(
+            match self.device {
+                Device::Cuda(i) => Some(i as u32),
+                _ => None,
+            },
+            TELEMETRY_PERIOD,
+        );
+        self.progress.line(&format!("telemetry: {}", telemetry.source()));
+        let amp = self.device.is_cuda();
+        let mut scaler = (AMP_INIT_SCALE, 0u32);
+        let mut loader = self.train_loader.clone();
+        let mut stage_key = None;
+        let nb = loader.len();
+        let nw = warmup_iters(self.hyp.warmup_epochs, nb);
+        let mut accum = accumulate(t.batch);
+        let (mut train_seconds, mut images_seen) = (0.0, 0usize);
+        let mut stopped = None;
+        let mut final_val = None;
+        self.progress.line(&format!(
+            "Image sizes {} train, {} val; {} workers; {} epochs on {:?}; results in {}",
+            self.imgsz,
+            self.imgsz,
+            t.workers,
+            self.epochs,
+            self.device,
+            self.dir.display()
+        ));
+        for epoch in self.start_epoch..self.epochs {
+            // staged freezing: switch freeze set, data subset and lr scale at stage boundaries
+            let mut lr_scale = 1.0;
+            if let Some(s) = &t.freeze_schedule {
+                let st = s.stage(epoch).clone();
+                lr_scale = st.lr_scale;
+                let key = (st.freeze.clone(), (st.data_fraction * 1e6) as u64);
+                if stage_key.as_ref() != Some(&key) {
+                    self.apply_freeze(&st.freeze);
+                    loader = if st.data_fraction < 1.0 {
+                        let mut rng = rng_for(&[t.seed, 11, epoch as u64]);
+                        let mut items = self.data.train.clone();
+                        let keep = ((items.items.len() as f64 * st.data_fraction).round() as usize).max(1);
+                        let mut idx: Vec<usize> = (0..items.items.len()).collect();
+                        rand::seq::SliceRandom::shuffle(idx.as_mut_slice(), &mut rng);
+                        idx.truncate(keep);
+                        idx.sort_unstable();
+                        items.items = idx.iter().map(|&i| items.items[i].clone()).collect();
+                        Loader::new(&items, &self.hyp, self.train_loader.config().clone())?
+                    } else {
+                        self.train_loader.clone()
+                    };
+                    self.progress.line(&format!(
+                        "stage: freeze {}, {} images, lr × {}",
+                        st.freeze,
+                        loader.images(),
+                        st.lr_scale
+                    ));
+                    stage_key = Some(key);
+                }
+            }
+            let nb = loader.len();
+            let mut mloss = [0.0f64; 3];
+            let epoch_start = Instant::now();
+            self.progress.start_epoch(nb);
+            let mut ms_rng = rng_for(&[t.seed, 13, epoch as u64]);
+            for (i, batch) in loader.epoch(epoch as u64).enumerate() {
+                let batch = batch?;
+                let ni = i + nb * epoch;
+                let mut imgs = batch.images.to_device(self.device).to_kind(Kind::Float) / 255.0;
+                let targets = batch.targets.to_device(self.device);
+                if ni <= nw {
+                    accum = warmup_accumulate(ni, nw, t.batch);
+                    let lf = self.lf(epoch);
+                    for (j, g) in self.opt.groups.iter_mut().enumerate() {
+                        g.lr = warmup_lr(ni, nw, j, self.hyp.warmup_bias_lr, g.initial_lr * lf * lr_scale);
+                        if self.opt.kind == OptimizerKind::Sgd {
+                            g.momentum = warmup_momentum(ni, nw, self.hyp.warmup_momentum, self.hyp.momentum);
+                        }
+                    }
+                }
+                if t.multi_scale {
+                    let gs = self.model.max_stride();
+                    let lo = (self.imgsz as f64 * 0.5) as i64;
+                    let hi = (self.imgsz as f64 * 1.5) as i64 + gs;
+                    let sz = ms_rng.random_range(lo..hi) / gs * gs;
+                    let s = imgs.size();
+                    let sf = sz as f64 / s[2].max(s[3]) as f64;
+                    if (sf - 1.0).abs() > 1e-9 {
+                        let ns = [
+                            ((s[2] as f64 * sf / gs as f64).ceil() as i64) * gs,
+                            ((s[3] as f64 * sf / gs as f64).ceil() as i64) * gs,
+                        ];
+                        imgs = imgs.upsample_bilinear2d(ns, false, None, None);
+                    }
+                }
+                let (loss_fn, model) = (&self.loss, &self.model);
+                let forward = || -> crate::loss::LossOutput {
+                    let run = || loss_fn.forward(&model.forward_t(&imgs, true), &targets);
+                    if amp { tch::autocast(true, run) } else { run() }
+                };
+                let out = forward();
+                if !out.items.iter().all(|v| v.is_finite()) {
+                    let _ = telemetry.finish();
+                    return Err(Error::NonFiniteLoss { epoch, iteration: i, items: out.items, dir: self.dir.clone() });
+                }
+                let scale = if amp { scaler.0 } else { 1.0 };
+                if t.sam {
+                    sam_backward(&mut self.opt, &out.total, scale, || forward().total);
+                } else {
+                    (&out.total * scale).backward();
+                }
+                if ni as i64 - self.last_opt_step >= accum as i64 {
+                    self.optimizer_step(amp, &mut scaler);
+                    self.last_opt_step = ni as i64;
+                }
+                for (m, x) in mloss.iter_mut().zip(out.items) {
+                    *m = (*m * i as f64 + x) / (i + 1) as f64;
+                }
+                images_seen += batch.info.len();
+                let el = epoch_start.elapsed().as_secs_f64();
+                let rate = (i + 1) as f64 / el.max(1e-9);
+                let eta = (nb - i - 1) as f64 / rate.max(1e-9);
+                let text = format!(
+                    "{:>10} {:>9} {:>10.4} {:>10.4} {:>10.4} {:>10} {:>10}  {:>4}/{:<4} {:.2} it/s ETA {:.0}s",
+                    format!("{epoch}/{}", self.epochs - 1),
+                    memory_string(self.device),
+                    mloss[0],
+                    mloss[1],
+                    mloss[2],
+                    targets.size()[0],
+                    imgs.size()[3],
+                    i + 1,
+                    nb,
+                    rate,
+                    eta
+                );
+                if i == 0 && epoch == self.start_epoch {
+                    self.progress.line(&format!(
+                        "{:>10} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                        "Epoch", "mem", "box_loss", "obj_loss", "cls_loss", "Instances", "Size"
+                    ));
+                }
+                self.progress.iteration(i, nb, &text);
+                if t.stop_handle.is_stopped() {
+                    stopped = Some("stop requested".to_string());
+                    break;
+                }
+            }
+            train_seconds += epoch_start.elapsed().as_secs_f64();
+            let lr: [f64; 3] = std::array::from_fn(|j| self.opt.groups[j].lr);
+            // scheduler.step()
+            let next = self.lf(epoch + 1) * lr_scale;
+            for g in &mut self.opt.groups {
+                g.lr = g.initial_lr * next;
+            }
+            let possible_stop = epoch.saturating_sub(self.best_epoch) + 1 >= t.patience;
+            let final_epoch = epoch + 1 == self.epochs || possible_stop || stopped.is_some();
+            let (metrics, val_loss) = if !(t.noval || t.evolve_mode) || final_epoch {
+                let nms = NmsConfig::default();
+                let v = validate(&self.ema.model, &self.val_loader, Some(&self.loss), &nms)?;
+                self.progress.line(&val_table(&v));
+                let r = (v.metrics, v.loss);
+                final_val = Some(v);
+                r
+            } else {
+                ([0.0; 4], [0.0; 3])
+            };
+            let row = EpochRow { epoch, train_loss: mloss, metrics, val_loss, lr };
+            let fi = row.fitness();
+            if fi >= self.best_fitness {
+                // v7.0 EarlyStopping: >= with best starting at 0
+                self.best_fitness = fi;
+                self.best_epoch = epoch;
+            }
+            self.rows.push(row);
+            results::write(&self.dir.join("results.csv"), &self.rows)?;
+            if !t.evolve_mode && (!t.nosave || final_epoch) {
+                self.save(epoch, true)?;
+                if self.best_epoch == epoch {
+                    self.save(epoch, false)?;
+                }
+            }
+            if epoch - self.best_epoch >= t.patience {
+                stopped =
+                    Some(format!("no improvement in the last {} epochs; best epoch {}", t.patience, self.best_epoch));
+            }
+            if t.interrupt_after.is_some_and(|n| epoch + 1 - self.start_epoch >= n)
+                && stopped.is_none()
+                && epoch + 1 < self.epochs
+            {
+                stopped = Some(format!("interrupted after epoch {epoch}"));
+            }
+            if stopped.is_some() {
+                break;
+            }
+        }
+        let log = telemetry.finish();
+        crate::fsutil::write_atomic(&self.dir.join("gpu.csv"), log.to_csv().as_bytes())?;
+        let weights = self.dir.join("weights");
+        let saved = |n: &str| Some(weights.join(n)).filter(|p| p.is_file() && !t.evolve_mode);
+        let run = TrainRun {
+            dir: self.dir.clone(),
+            rows: self.rows.clone(),
+            final_val,
+            best_fitness: self.best_fitness,
+            best_epoch: self.best_epoch,
+            hyp: self.hyp.clone(),
+            seconds: t0.elapsed().as_secs_f64(),
+            train_seconds,
+            images_per_second: images_seen as f64 / train_seconds.max(1e-9),
+            parameters: (self.model.parameters(), self.frozen),
+            stopped,
+            telemetry: log,
+            best_weights: saved("best.safetensors"),
+            last_weights: saved("last.safetensors"),
+        };
+        self.progress.line(&run.to_string());
+        Ok(run)
+    }
+
+    /// Unscale (AMP), clip to norm 10, step (skipped on overflow), zero the gradients, update the EMA.
+    fn optimizer_step(&mut self, amp: bool, scaler: &mut (f64, u32)) {
+        let params = self.opt.params();
+        if amp {
+            let inv = 1.0 / scaler.0;
+            tch::no_grad(|| {
+                for p in &params {
+                    let mut g = p.grad();
+                    if g.defined() {
+                        let _ = g.g_mul_scalar_(inv);
+                    }
+                }
+            });
+        }
+        let (total, _) = clip_grad_norm(&params, MAX_GRAD_NORM);
+        if amp && !total.is_finite() {
+            scaler.0 *= 0.5; // overflow: skip this step, shrink the scale
+            scaler.1 = 0;
+        } else {
+            self.opt.step();
+            if amp {
+                scaler.1 += 1;
+                if scaler.1 >= AMP_GROWTH_INTERVAL {
+                    scaler.0 *= 2.0;
+                    scaler.1 = 0;
+                }
+            }
+        }
+        self.opt.zero_grad();
+        self.ema.update();
+    }
+
+    /// Save `last` (full training state) or `best` (EMA weights only), atomically.
+    fn save(&self, epoch: usize, last: bool) -> Result<()> {
+        let mut tensors: Vec<(String, Tensor)> = self.ema.model.vs.variables().into_iter().collect();
+        if last {
+            tensors.extend(self.model.vs.variables().into_iter().map(|(k, v)| (format!("{TRAIN_PREFIX}{k}"), v)));
+            tensors.extend(self.opt.state_tensors().into_iter().map(|(k, v)| (format!("{OPTIM_PREFIX}{k}"), v)));
+        }
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        let meta = CheckpointMeta {
+            epoch,
+            best_fitness: self.best_fitness,
+            best_epoch: self.best_epoch,
+            ema_updates: self.ema.updates,
+            optimizer_steps: self.opt.steps,
+            last_opt_step: self.last_opt_step,
+            cfg: self
+                .t
+                .resume
+                .as_ref()
+                .map(|_| self.model.config.source.to_string_lossy().into_owned())
+                .unwrap_or_else(|| self.t.cfg.clone()),
+            names: self.names.clone(),
+            hyp: self.hyp.to_yaml_string(),
+            opt: opt_yaml(self.t, &self.data.dataset, self.imgsz),
+            resumable: last,
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let name = if last { "last.safetensors" } else { "best.safetensors" };
+        checkpoint::write(&self.dir.join("weights").join(name), &tensors, &meta)
+    }
+}
+
+/// Sharpness-aware minimisation: the gradient is taken at the worst nearby point `w + ρ·g/‖g‖`, then
+/// added to the accumulated gradients of earlier batches.
+fn sam_backward(opt: &mut Optimizer, loss: &Tensor, scale: f64, second: impl Fn() -> Tensor) {
+    let params: Vec<Tensor> = opt.params().into_iter().filter(|p| p.requires_grad()).collect();
+    let stash: Vec<Option<Tensor>> =
+        params.iter().map(|p| Some(p.grad()).filter(Tensor::defined).map(|g| g.copy())).collect();
+    opt.zero_grad();
+    (loss * scale).backward();
+    let (norm, _) = clip_grad_norm(&params, f64::INFINITY);
+    let k = SAM_RHO / (norm + 1e-12);
+    let eps: Vec<Option<Tensor>> = tch::no_grad(|| {
+        params
+            .iter()
+            .map(|p| {
+                let g = p.grad();
+                g.defined().then(|| {
+                    let e = &g * k;
+                    let _ = p.shallow_clone().g_add_(&e);
+                    e
+                })
+            })
+            .collect()
+    });
+    opt.zero_grad();
+    (second() * scale).backward();
+    tch::no_grad(|| {
+        for ((p, e), s) in params.iter().zip(&eps).zip(&stash) {
+            if let Some(e) = e {
+                let _ = p.shallow_clone().g_sub_(e);
+            }
+            if let Some(s) = s {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.g_add_(s);
+                }
+            }
+        }
+    });
+}
+
+fn memory_string(device: Device) -> String {
+    match device {
+        Device::Cpu => {
+            let rss = std::fs::read_to_string("/proc/self/statm")
+                .ok()
+                .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<f64>().ok()))
+                .unwrap_or(0.0);
+            format!("{:.2}G", rss * 4096.0 / 1e9)
+        }
+        _ => "GPU".into(),
+    }
+}
+
+fn val_table(v: &super::ValResult) -> String {
+    let [p, r, m50, m] = v.metrics;
+    format!(
+        "{:>22}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}\n{:>22}{:>11}{:>11}{:>11.3}{:>11.3}{:>11.3}{:>11.3}",
+        "Class", "Images", "Instances", "P", "R", "mAP50", "mAP50-95", "all", v.images, v.instances, p, r, m50, m
+    )
+}
+
+/// The run's settings as YOLOv5's opt.yaml keys.
+fn opt_yaml(t: &Trainer, ds: &Dataset, imgsz: i64) -> String {
+    let hyp = match &t.hyp {
+        HypSource::Name(n) => n.clone(),
+        HypSource::Hyp(_) => "(values)".into(),
+    };
+    let weights = t.weights.as_ref().map(|w| w.display().to_string()).unwrap_or_default();
+    let freeze = t.freeze.indices();
+    format!(
+        "weights: '{weights}'\ncfg: {}\ndata: {}\nhyp: {hyp}\nepochs: {}\nbatch_size: {}\nimgsz: {imgsz}\nrect: {}\nresume: {}\nnosave: {}\nnoval: {}\nnoautoanchor: {}\nevolve: {}\ncache: {:?}\ndevice: '{}'\nmulti_scale: {}\noptimizer: {:?}\nsam: {}\nworkers: {}\nproject: {}\nname: {}\nexist_ok: {}\ncos_lr: {}\nlabel_smoothing: {}\nvarifocal: {}\npatience: {}\nfreeze: {freeze:?}\nseed: {}\n",
+        t.cfg,
+        ds.source.display(),
+        t.epochs,
+        t.batch,
+        t.rect,
+        t.resume.is_some(),
+        t.nosave,
+        t.noval,
+        t.noautoanchor,
+        t.evolve_mode,
+        t.cache,
+        t.device,
+        t.multi_scale,
+        t.optimizer,
+        t.sam,
+        t.workers,
+        t.project.display(),
+        t.name,
+        t.exist_ok,
+        t.cos_lr,
+        t.label_smoothing,
+        t.varifocal,
+        t.patience,
+        t.seed
+    )
+}

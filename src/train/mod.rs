@@ -1,0 +1,538 @@
+//! Training (`train.py::train` of ultralytics/yolov5@5081342f): the [`Trainer`] builder, the loop in
+//! [`Trainer::fit`], freezing, checkpoints, results.csv, progress and telemetry.
+//!
+//! ```no_run
+//! use yolo_lab::prelude::*;
+//! let run = Trainer::new().data("shapes").cfg("yolov5n").freeze(10).hyp("scratch-low").epochs(30).fit()?;
+//! println!("{}", run);
+//! # Ok::<(), yolo_lab::Error>(())
+//! ```
+
+pub mod autoanchor;
+pub mod checkpoint;
+mod ema;
+mod fit;
+mod progress;
+pub mod results;
+pub mod schedule;
+mod validate;
+
+pub use ema::ModelEma;
+pub use fit::PreparedData;
+pub use progress::{Progress, ProgressMode};
+pub use results::{EpochRow, RESULTS_COLUMNS};
+pub use validate::{ValResult, validate};
+
+use crate::data::{Cache, Dataset};
+use crate::gpu::TelemetryLog;
+use crate::hyp::Hyp;
+use crate::optim::OptimizerKind;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Where the training data comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSource {
+    /// A registry name (`shapes`) or a data yaml path.
+    Name(String),
+    /// A data set already described.
+    Dataset(Dataset),
+}
+
+impl From<&str> for DataSource {
+    fn from(s: &str) -> Self {
+        DataSource::Name(s.into())
+    }
+}
+impl From<String> for DataSource {
+    fn from(s: String) -> Self {
+        DataSource::Name(s)
+    }
+}
+impl From<Dataset> for DataSource {
+    fn from(d: Dataset) -> Self {
+        DataSource::Dataset(d)
+    }
+}
+impl From<&Dataset> for DataSource {
+    fn from(d: &Dataset) -> Self {
+        DataSource::Dataset(d.clone())
+    }
+}
+
+/// Where the hyperparameters come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HypSource {
+    /// A preset name (`scratch-low`) or a yaml path.
+    Name(String),
+    /// Values.
+    Hyp(Box<Hyp>),
+}
+
+impl From<&str> for HypSource {
+    fn from(s: &str) -> Self {
+        HypSource::Name(s.into())
+    }
+}
+impl From<String> for HypSource {
+    fn from(s: String) -> Self {
+        HypSource::Name(s)
+    }
+}
+impl From<Hyp> for HypSource {
+    fn from(h: Hyp) -> Self {
+        HypSource::Hyp(Box::new(h))
+    }
+}
+impl From<&Hyp> for HypSource {
+    fn from(h: &Hyp) -> Self {
+        HypSource::Hyp(Box::new(h.clone()))
+    }
+}
+
+/// Which modules get no gradient (`--freeze`): parameters whose names contain `model.{i}.`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Freeze {
+    /// Train everything.
+    #[default]
+    None,
+    /// Modules 0–9, the backbone (`--freeze 10`).
+    Backbone,
+    /// Modules 0–23, everything but the Detect convs (`--freeze 24`).
+    AllButDetect,
+    /// Modules 0..n-1 (`--freeze n`).
+    First(usize),
+    /// Exactly these modules (`--freeze a b c`).
+    Layers(Vec<usize>),
+}
+
+/// Modules in YOLOv5's backbone.
+pub const BACKBONE_LAYERS: usize = 10;
+/// Modules before the Detect head of the v6.0 layout.
+pub const ALL_BUT_DETECT_LAYERS: usize = 24;
+
+impl Freeze {
+    /// The frozen module indices.
+    pub fn indices(&self) -> Vec<usize> {
+        match self {
+            Freeze::None => vec![],
+            Freeze::Backbone => (0..BACKBONE_LAYERS).collect(),
+            Freeze::AllButDetect => (0..ALL_BUT_DETECT_LAYERS).collect(),
+            Freeze::First(n) => (0..*n).collect(),
+            Freeze::Layers(v) => v.clone(),
+        }
+    }
+
+    /// YOLOv5's `--freeze` list: one number N means 0..N-1, several mean those indices.
+    pub fn from_cli(v: &[usize]) -> Self {
+        match v {
+            [] | [0] => Freeze::None,
+            [n] => Freeze::First(*n),
+            more => Freeze::Layers(more.to_vec()),
+        }
+    }
+
+    /// Whether a parameter name is frozen (substring `model.{i}.`, as YOLOv5 matches).
+    pub fn matches(&self, name: &str) -> bool {
+        self.indices().iter().any(|i| name.contains(&format!("model.{i}.")))
+    }
+}
+
+impl From<usize> for Freeze {
+    fn from(n: usize) -> Self {
+        if n == 0 { Freeze::None } else { Freeze::First(n) }
+    }
+}
+impl From<i32> for Freeze {
+    fn from(n: i32) -> Self {
+        Freeze::from(n.max(0) as usize)
+    }
+}
+impl From<Vec<usize>> for Freeze {
+    fn from(v: Vec<usize>) -> Self {
+        Freeze::Layers(v)
+    }
+}
+
+impl fmt::Display for Freeze {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Freeze::None => write!(f, "none"),
+            Freeze::Backbone => write!(f, "backbone (0-9)"),
+            Freeze::AllButDetect => write!(f, "all but Detect (0-23)"),
+            Freeze::First(n) => write!(f, "first {n} (0-{})", n.saturating_sub(1)),
+            Freeze::Layers(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
+/// One stage of a [`FreezeSchedule`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreezeStage {
+    /// Epochs in this stage.
+    pub epochs: usize,
+    /// Modules frozen during it.
+    pub freeze: Freeze,
+    /// Fraction of the training images used (a random subset drawn from the seed).
+    pub data_fraction: f64,
+    /// Learning-rate multiplier.
+    pub lr_scale: f64,
+}
+
+/// A staged training plan (seed 003's strategy): train normally, then train with layers frozen on a random
+/// half of the data, then a frozen stage on all data with the learning rate divided by 10.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreezeSchedule {
+    /// Stages in order; total epochs are their sum.
+    pub stages: Vec<FreezeStage>,
+}
+
+impl FreezeSchedule {
+    /// Seed 003's three stages: `normal` epochs unfrozen on all data, `half` epochs with `freeze` on half
+    /// the data, `fine` epochs with `freeze` on all data at lr/10.
+    pub fn seed003(normal: usize, half: usize, fine: usize, freeze: impl Into<Freeze>) -> Self {
+        let freeze = freeze.into();
+        FreezeSchedule {
+            stages: vec![
+                FreezeStage { epochs: normal, freeze: Freeze::None, data_fraction: 1.0, lr_scale: 1.0 },
+                FreezeStage { epochs: half, freeze: freeze.clone(), data_fraction: 0.5, lr_scale: 1.0 },
+                FreezeStage { epochs: fine, freeze, data_fraction: 1.0, lr_scale: 0.1 },
+            ],
+        }
+    }
+
+    /// Total epochs.
+    pub fn epochs(&self) -> usize {
+        self.stages.iter().map(|s| s.epochs).sum()
+    }
+
+    /// The stage of an epoch (the last stage beyond the end).
+    pub fn stage(&self, epoch: usize) -> &FreezeStage {
+        let mut e = epoch;
+        for s in &self.stages {
+            if e < s.epochs {
+                return s;
+            }
+            e -= s.epochs;
+        }
+        self.stages.last().expect("a schedule has stages")
+    }
+}
+
+/// Stops a running `fit` from another thread or notebook cell after the current iteration; the epoch's
+/// results and `last` checkpoint are still written.
+#[derive(Debug, Clone, Default)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    /// Ask the run to stop.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The training run builder: what is trained (data, cfg, weights, hyp) and how (epochs, batch, device, run
+/// folder...). Setters never fail; [`Trainer::fit`] validates everything before any work.
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    /// Data set. Default `shapes`.
+    pub data: DataSource,
+    /// Model config (name or yaml). Default `yolov5n`.
+    pub cfg: String,
+    /// Initial weights (safetensors); None trains from scratch.
+    pub weights: Option<PathBuf>,
+    /// Hyperparameters. Default `scratch-low`.
+    pub hyp: HypSource,
+    /// Epochs. Default 100.
+    pub epochs: usize,
+    /// Batch size. Default 16.
+    pub batch: usize,
+    /// Image size (pixels, rounded up to a multiple of the max stride). Default 640.
+    pub imgsz: i64,
+    /// Device: `"cpu"`, `"0"` (CUDA 0), or `""` (CUDA if available). Default `""`.
+    pub device: String,
+    /// Loader worker threads. Default 2.
+    pub workers: usize,
+    /// Image cache. Default none.
+    pub cache: Cache,
+    /// Seed. Default 0.
+    pub seed: u64,
+    /// Optimizer. Default SGD.
+    pub optimizer: OptimizerKind,
+    /// Sharpness-aware minimisation around the optimizer (seed 003). Default off.
+    pub sam: bool,
+    /// Cosine learning-rate schedule instead of linear. Default off.
+    pub cos_lr: bool,
+    /// Label smoothing epsilon. Default 0.
+    pub label_smoothing: f64,
+    /// Varifocal objectness loss (seed 003). Default off.
+    pub varifocal: bool,
+    /// Epochs without improvement before stopping. Default 100.
+    pub patience: usize,
+    /// Rectangular training batches. Default off.
+    pub rect: bool,
+    /// Image size varied ±50% per batch. Default off.
+    pub multi_scale: bool,
+    /// Validate only the final epoch. Default off.
+    pub noval: bool,
+    /// Save only the final checkpoint. Default off.
+    pub nosave: bool,
+    /// Skip the AutoAnchor check. Default off.
+    pub noautoanchor: bool,
+    /// Frozen modules. Default none.
+    pub freeze: Freeze,
+    /// Staged freezing (overrides `freeze` and `epochs`). Default none.
+    pub freeze_schedule: Option<FreezeSchedule>,
+    /// Parent of the run folder. Default `runs/train`.
+    pub project: PathBuf,
+    /// Run folder name; `exp`, `exp2`, ... unless `exist_ok`. Default `exp`.
+    pub name: String,
+    /// Reuse an existing run folder. Default off.
+    pub exist_ok: bool,
+    /// Resume from a `last.safetensors` (or the run folder holding it).
+    pub resume: Option<PathBuf>,
+    /// Progress output. Default auto (bar on a terminal, lines otherwise).
+    pub progress: ProgressMode,
+    /// Iterations between progress lines. Default 10.
+    pub log_every: usize,
+    /// Stop handle shared with clones.
+    pub stop_handle: StopHandle,
+    /// Stop after this many epochs as if interrupted (checkpoints stay resumable). Default none.
+    #[doc(hidden)]
+    pub interrupt_after: Option<usize>,
+    /// Evolution mode: only the final epoch is validated, nothing is saved but results.csv (train.py --evolve).
+    pub(crate) evolve_mode: bool,
+}
+
+impl Default for Trainer {
+    fn default() -> Self {
+        Trainer {
+            data: DataSource::Name("shapes".into()),
+            cfg: "yolov5n".into(),
+            weights: None,
+            hyp: HypSource::Name("scratch-low".into()),
+            epochs: 100,
+            batch: 16,
+            imgsz: 640,
+            device: String::new(),
+            workers: 2,
+            cache: Cache::None,
+            seed: 0,
+            optimizer: OptimizerKind::Sgd,
+            sam: false,
+            cos_lr: false,
+            label_smoothing: 0.0,
+            varifocal: false,
+            patience: 100,
+            rect: false,
+            multi_scale: false,
+            noval: false,
+            nosave: false,
+            noautoanchor: false,
+            freeze: Freeze::None,
+            freeze_schedule: None,
+            project: PathBuf::from("runs/train"),
+            name: "exp".into(),
+            exist_ok: false,
+            resume: None,
+            progress: ProgressMode::Auto,
+            log_every: 10,
+            stop_handle: StopHandle::default(),
+            interrupt_after: None,
+            evolve_mode: false,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $t:ty => |$v:ident| $e:expr;)*) => {
+        impl Trainer {
+            $($(#[$doc])* pub fn $name(mut self, $v: $t) -> Self { self.$name = $e; self })*
+        }
+    };
+}
+
+setters! {
+    /// Data set: registry name, data yaml path or [`Dataset`].
+    data: impl Into<DataSource> => |v| v.into();
+    /// Model config name or yaml path.
+    cfg: impl Into<String> => |v| v.into();
+    /// Hyperparameters: preset name, yaml path or [`Hyp`].
+    hyp: impl Into<HypSource> => |v| v.into();
+    /// Epochs.
+    epochs: usize => |v| v;
+    /// Batch size.
+    batch: usize => |v| v;
+    /// Image size.
+    imgsz: i64 => |v| v;
+    /// Device (`"cpu"`, `"0"`, `""` for auto).
+    device: impl Into<String> => |v| v.into();
+    /// Loader workers.
+    workers: usize => |v| v;
+    /// Image cache.
+    cache: Cache => |v| v;
+    /// Seed.
+    seed: u64 => |v| v;
+    /// Optimizer.
+    optimizer: OptimizerKind => |v| v;
+    /// Sharpness-aware minimisation.
+    sam: bool => |v| v;
+    /// Cosine schedule.
+    cos_lr: bool => |v| v;
+    /// Label smoothing.
+    label_smoothing: f64 => |v| v;
+    /// Varifocal objectness loss.
+    varifocal: bool => |v| v;
+    /// Early-stopping patience.
+    patience: usize => |v| v;
+    /// Rectangular training.
+    rect: bool => |v| v;
+    /// Multi-scale training.
+    multi_scale: bool => |v| v;
+    /// Validate only the final epoch.
+    noval: bool => |v| v;
+    /// Save only the final checkpoint.
+    nosave: bool => |v| v;
+    /// Skip AutoAnchor.
+    noautoanchor: bool => |v| v;
+    /// Freeze modules: `10`, `Freeze::Backbone`, `vec![0, 1, 2]`.
+    freeze: impl Into<Freeze> => |v| v.into();
+    /// Run folder parent.
+    project: impl Into<PathBuf> => |v| v.into();
+    /// Run folder name.
+    name: impl Into<String> => |v| v.into();
+    /// Reuse an existing run folder.
+    exist_ok: bool => |v| v;
+    /// Progress output.
+    progress: ProgressMode => |v| v;
+    /// Iterations between progress lines.
+    log_every: usize => |v| v;
+}
+
+impl Trainer {
+    /// Defaults: shapes, yolov5n, scratch-low, 100 epochs, batch 16, 640 px.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Initial weights (safetensors).
+    pub fn weights(mut self, path: impl Into<PathBuf>) -> Self {
+        self.weights = Some(path.into());
+        self
+    }
+
+    /// Freeze an explicit list of modules.
+    pub fn freeze_layers(mut self, layers: impl IntoIterator<Item = usize>) -> Self {
+        self.freeze = Freeze::Layers(layers.into_iter().collect());
+        self
+    }
+
+    /// Staged freezing.
+    pub fn freeze_schedule(mut self, s: FreezeSchedule) -> Self {
+        self.freeze_schedule = Some(s);
+        self
+    }
+
+    /// Resume from a run folder or its `weights/last.safetensors`.
+    pub fn resume(mut self, path: impl Into<PathBuf>) -> Self {
+        self.resume = Some(path.into());
+        self
+    }
+
+    /// Stop after `n` epochs of this call as if the process had been interrupted: the run stays resumable.
+    #[doc(hidden)]
+    pub fn interrupt_after(mut self, n: usize) -> Self {
+        self.interrupt_after = Some(n);
+        self
+    }
+
+    /// A handle that stops this run (and its clones) from elsewhere.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop_handle.clone()
+    }
+}
+
+/// The outcome of [`Trainer::fit`].
+#[derive(Debug, Clone)]
+pub struct TrainRun {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// One row per epoch (as in results.csv).
+    pub rows: Vec<EpochRow>,
+    /// The final validation, if any.
+    pub final_val: Option<ValResult>,
+    /// Best fitness.
+    pub best_fitness: f64,
+    /// Epoch of the best fitness.
+    pub best_epoch: usize,
+    /// Hyperparameters used (unscaled).
+    pub hyp: Hyp,
+    /// Seconds of the whole run.
+    pub seconds: f64,
+    /// Seconds spent training (without validation).
+    pub train_seconds: f64,
+    /// Training images per second.
+    pub images_per_second: f64,
+    /// Parameters in total, and frozen.
+    pub parameters: (i64, i64),
+    /// Why the run ended early, if it did.
+    pub stopped: Option<String>,
+    /// Telemetry samples.
+    pub telemetry: TelemetryLog,
+    /// `weights/best.safetensors`, when written.
+    pub best_weights: Option<PathBuf>,
+    /// `weights/last.safetensors`, when written.
+    pub last_weights: Option<PathBuf>,
+}
+
+impl TrainRun {
+    /// The final metrics row.
+    pub fn last(&self) -> Option<&EpochRow> {
+        self.rows.last()
+    }
+
+    /// Per-epoch metrics as a polars DataFrame with results.csv's 14 columns.
+    pub fn metrics_df(&self) -> polars::prelude::PolarsResult<polars::prelude::DataFrame> {
+        use polars::prelude::*;
+        let cols: Vec<Column> = RESULTS_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(k, name)| Column::new((*name).into(), self.rows.iter().map(|r| r.values()[k]).collect::<Vec<f64>>()))
+            .collect();
+        DataFrame::new_infer_height(cols)
+    }
+
+    /// The results.csv path.
+    pub fn results_csv(&self) -> PathBuf {
+        self.dir.join("results.csv")
+    }
+}
+
+impl fmt::Display for TrainRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "run {} ({} epochs, {:.1} s, {:.1} images/s)",
+            self.dir.display(),
+            self.rows.len(),
+            self.seconds,
+            self.images_per_second
+        )?;
+        if let Some(r) = self.rows.last() {
+            let [p, rc, m50, m] = r.metrics;
+            writeln!(f, "final: P {p:.4}  R {rc:.4}  mAP@0.5 {m50:.4}  mAP@0.5:0.95 {m:.4}")?;
+        }
+        write!(f, "best fitness {:.4} at epoch {}", self.best_fitness, self.best_epoch)?;
+        if let Some(s) = &self.stopped {
+            write!(f, "; stopped: {s}")?;
+        }
+        Ok(())
+    }
+}

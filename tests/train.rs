@@ -1,0 +1,219 @@
+//! The trainer on the tiny shapes set at 64 px: results.csv layout, checkpoints, resume, freezing, learning
+//! rates, NaN handling. Each run takes about a second on a CPU.
+
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Tensor};
+use yolo_lab::prelude::*;
+use yolo_lab::train::{RESULTS_COLUMNS, checkpoint, results, schedule};
+
+fn tiny(dir: &Path) -> Trainer {
+    Trainer::new()
+        .data("shapes-tiny")
+        .cfg("yolov5n")
+        .imgsz(64)
+        .batch(4)
+        .epochs(2)
+        .workers(1)
+        .device("cpu")
+        .project(dir)
+        .progress(ProgressMode::Quiet)
+}
+
+fn tensors(p: &Path) -> HashMap<String, Tensor> {
+    checkpoint::read_tensors(p).unwrap()
+}
+
+#[test]
+fn results_csv_has_yolov5_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = tiny(dir.path()).epochs(2).fit().unwrap();
+    assert_eq!(run.dir, dir.path().join("exp"));
+    let text = std::fs::read_to_string(run.results_csv()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    let expected_header = [
+        "epoch",
+        "train/box_loss",
+        "train/obj_loss",
+        "train/cls_loss",
+        "metrics/precision",
+        "metrics/recall",
+        "metrics/mAP_0.5",
+        "metrics/mAP_0.5:0.95",
+        "val/box_loss",
+        "val/obj_loss",
+        "val/cls_loss",
+        "x/lr0",
+        "x/lr1",
+        "x/lr2",
+    ];
+    assert_eq!(RESULTS_COLUMNS, expected_header);
+    let want: String = expected_header.iter().map(|c| format!("{c:>20}")).collect::<Vec<_>>().join(",");
+    assert_eq!(lines[0], want);
+    for l in &lines[1..] {
+        let cells: Vec<&str> = l.split(',').collect();
+        assert_eq!(cells.len(), 14);
+        assert!(cells.iter().all(|c| c.len() == 20), "{l}");
+        assert!(cells.iter().all(|c| c.trim().parse::<f64>().is_ok()));
+    }
+    assert_eq!(lines[1][..20].trim(), "0");
+    let rows = results::read(&run.results_csv()).unwrap();
+    assert_eq!(rows.len(), 2);
+    // warmup: nb = 2 batches, nw = 100 iterations; the row holds the lr of the epoch's last iteration
+    let nw = schedule::warmup_iters(3.0, 2) as f64;
+    assert!((rows[0].lr[0] - (0.1 + (0.01 - 0.1) * 1.0 / nw)).abs() < 1e-9, "{:?}", rows[0].lr);
+    assert!((rows[0].lr[1] - 0.01 * 1.0 / nw).abs() < 1e-9);
+    let lf1 = schedule::lr_factor(1.0, 2, 0.01, false);
+    assert!((rows[1].lr[1] - 0.01 * lf1 * 3.0 / nw).abs() < 1e-9, "{:?}", rows[1].lr);
+    // other files of the run folder
+    for f in ["hyp.yaml", "opt.yaml", "gpu.csv", "weights/last.safetensors", "weights/best.safetensors"] {
+        assert!(run.dir.join(f).is_file(), "{f}");
+    }
+    assert_eq!(Hyp::from_file(run.dir.join("hyp.yaml")).unwrap(), Hyp::default());
+    assert!(
+        std::fs::read_to_string(run.dir.join("gpu.csv")).unwrap().starts_with("# source: process RSS and CPU only")
+    );
+    // the polars view
+    let df = run.metrics_df().unwrap();
+    assert_eq!(df.shape(), (2, 14));
+    // YOLOv5's sample parses with the same reader
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/yolov5-results-sample/results.csv");
+    if sample.is_file() {
+        let rows = results::read(&sample).unwrap();
+        assert_eq!(rows.len(), 30);
+        let again = results::to_csv(&rows);
+        assert_eq!(again, std::fs::read_to_string(&sample).unwrap(), "our writer reproduces YOLOv5's bytes");
+    }
+    // a second run gets the next folder
+    let run2 = tiny(dir.path()).epochs(1).fit().unwrap();
+    assert_eq!(run2.dir, dir.path().join("exp2"));
+}
+
+#[test]
+fn checkpoints_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = tiny(dir.path()).epochs(1).fit().unwrap();
+    let last = run.last_weights.clone().unwrap();
+    let best = run.best_weights.clone().unwrap();
+    let meta = checkpoint::read_meta(&last).unwrap();
+    assert!(meta.resumable && meta.epoch == 0 && meta.names == ["circle", "rectangle", "triangle"]);
+    assert!(!checkpoint::read_meta(&best).unwrap().resumable);
+    // best holds the EMA weights under the model's names: a plain model loads them
+    let mut m = Yolo::new("yolov5n", Some(3), Device::Cpu).unwrap();
+    let report = m.load(&best).unwrap();
+    assert_eq!(report.loaded, 349);
+    let t = tensors(&last);
+    assert!(t.keys().any(|k| k.starts_with("train.model.24.m.0.weight")));
+    assert!(t.keys().any(|k| k.starts_with("optim.model.0.conv.weight.0")));
+    for (k, v) in m.vs.variables() {
+        assert!(v.equal(&t[&k]), "{k}");
+    }
+    // a results-only file is not a checkpoint
+    let e = checkpoint::read_meta(&run.results_csv()).unwrap_err().to_string();
+    assert!(e.contains("results.csv"), "{e}");
+}
+
+/// Training 3 epochs straight and training 2, "crashing", and resuming give the same weights, optimizer
+/// state and results rows.
+#[test]
+fn resume_continues_exactly() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let straight = tiny(a.path()).epochs(3).fit().unwrap();
+    let first = tiny(b.path()).epochs(3).interrupt_after(2).fit().unwrap();
+    assert_eq!(first.rows.len(), 2);
+    let last = first.dir.join("weights/last.safetensors");
+    assert_eq!(checkpoint::read_meta(&last).unwrap().epoch, 1);
+    let resumed = tiny(b.path()).epochs(3).resume(&first.dir).fit().unwrap();
+    assert_eq!(resumed.dir, first.dir);
+    assert_eq!(resumed.rows.len(), 3);
+    let csv = |d: &Path| std::fs::read_to_string(d.join("results.csv")).unwrap();
+    assert_eq!(csv(&resumed.dir), csv(&straight.dir), "same results.csv bytes, earlier rows kept");
+    let (x, y) = (tensors(&straight.dir.join("weights/last.safetensors")), tensors(&last));
+    assert_eq!(x.len(), y.len());
+    for (k, v) in &x {
+        assert!(v.equal(&y[k]), "{k} differs after resume");
+    }
+    assert_eq!(resumed.rows[2], straight.rows[2]);
+    // resuming a finished run is an error, not a silent no-op
+    assert!(tiny(b.path()).epochs(3).resume(&first.dir).fit().is_err());
+}
+
+#[test]
+fn freezing_keeps_frozen_tensors_bit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("init.safetensors");
+    let m = Yolo::new("yolov5n", Some(3), Device::Cpu).unwrap();
+    m.save(&init).unwrap();
+    // warmup starts weight learning rates at 0: a large lr0 makes the few tiny steps visible in float32
+    let mut hyp = Hyp::default();
+    hyp.set("lr0", 1.0).unwrap();
+    let run = tiny(dir.path()).weights(&init).hyp(hyp).freeze(10).epochs(2).noautoanchor(true).fit().unwrap();
+    assert_eq!(run.parameters.1, (0..10).map(|i| m.summary(64).rows[i].params).sum::<i64>());
+    let before = tensors(&init);
+    let after = tensors(&run.dir.join("weights/last.safetensors"));
+    let (mut frozen, mut trained) = (0, 0);
+    for (k, v) in &before {
+        if yolo_lab::model::is_buffer(k) {
+            continue;
+        }
+        let now = &after[&format!("train.{k}")];
+        let idx: usize = k.split('.').nth(1).unwrap().parse().unwrap();
+        if idx < 10 {
+            assert!(now.equal(v), "{k} is frozen but changed");
+            frozen += 1;
+        } else {
+            assert!(!now.equal(v), "{k} is trainable but did not change");
+            trained += 1;
+        }
+    }
+    assert!(frozen > 50 && trained > 50, "{frozen} {trained}");
+    // YOLOv5 keeps BatchNorm statistics of frozen layers updating
+    assert!(!after["train.model.0.bn.running_mean"].equal(&before["model.0.bn.running_mean"]));
+    assert_eq!(yolo_lab::train::Freeze::from_cli(&[0, 1, 2]).indices(), vec![0, 1, 2]);
+    assert!(Freeze::Backbone.matches("model.9.cv1.conv.weight") && !Freeze::Backbone.matches("model.10.conv.weight"));
+}
+
+#[test]
+fn nan_loss_stops_with_a_clear_error_and_keeps_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = tiny(dir.path()).epochs(3).interrupt_after(1).fit().unwrap();
+    let last = first.dir.join("weights/last.safetensors");
+    // poison the training weights of the checkpoint, keep its metadata
+    let meta = checkpoint::read_meta(&last).unwrap();
+    let mut t: Vec<(String, Tensor)> = tensors(&last).into_iter().collect();
+    for (k, v) in t.iter_mut() {
+        if k == "train.model.24.m.0.bias" {
+            *v = v.fill(f64::NAN);
+        }
+    }
+    checkpoint::write(&last, &t, &meta).unwrap();
+    let csv_before = std::fs::read_to_string(first.dir.join("results.csv")).unwrap();
+    let err = tiny(dir.path()).epochs(3).resume(&first.dir).fit().unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, yolo_lab::Error::NonFiniteLoss { epoch: 1, .. }), "{msg}");
+    assert!(msg.contains("non-finite loss") && msg.contains("epoch 1"), "{msg}");
+    assert_eq!(std::fs::read_to_string(first.dir.join("results.csv")).unwrap(), csv_before);
+    assert_eq!(checkpoint::read_meta(&last).unwrap().epoch, 0);
+}
+
+#[test]
+fn settings_are_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(Trainer, &str)> = vec![
+        (tiny(dir.path()).epochs(0), "epochs"),
+        (tiny(dir.path()).batch(0), "batch"),
+        (tiny(dir.path()).imgsz(16), "imgsz"),
+        (tiny(dir.path()).device("7"), "device"),
+        (tiny(dir.path()).cfg("yolov9"), "yolov9"),
+        (tiny(dir.path()).hyp("scratch-huge"), "scratch-huge"),
+        (tiny(dir.path()).weights(dir.path().join("none.safetensors")), "none.safetensors"),
+        (tiny(dir.path()).label_smoothing(1.5), "label_smoothing"),
+    ];
+    for (t, needle) in cases {
+        let e = t.fit().unwrap_err().to_string();
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
+    assert!(!dir.path().join("exp").exists(), "nothing was created");
+}

@@ -8,6 +8,21 @@ pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// Standard base64 (RFC 4648, with padding), for PNGs inside HTML and evcxr blocks.
+pub fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+    }
+    out
+}
+
 /// An HTML table with a header row; cells are escaped.
 pub fn html_table(caption: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut h = String::from("<table style=\"border-collapse:collapse;font-family:monospace;font-size:12px\">");
@@ -87,5 +102,9 @@ mod tests {
         assert!(t.contains("<caption style=\"text-align:left;font-weight:bold\">cap</caption>"));
         assert!(t.contains("&lt;2&gt;"));
         assert_eq!(t.matches("<td").count(), 2);
+        assert_eq!(base64(b"Man"), "TWFu");
+        assert_eq!(base64(b"Ma"), "TWE=");
+        assert_eq!(base64(b"M"), "TQ==");
+        assert_eq!(base64(b""), "");
     }
 }

@@ -16,6 +16,9 @@
 //! | [`parity`] | comparison with reference tensors computed by YOLOv5 (`yolo-lab parity DIR`) |
 //! | [`display`] | HTML tables and images for evcxr notebooks |
 //! | [`train`] | the Trainer: YOLOv5's training loop, freezing, checkpoints, results.csv |
+//! | [`evolve`] | the Evolver: YOLOv5's genetic algorithms over training runs, evolve.csv |
+//! | [`results`] | evolve.csv as a polars DataFrame: best, top, summary, importance |
+//! | [`plots`] | PNG figures (plotters): plot_evolve, histories, results.csv panels |
 //! | [`gpu`] | libtorch/CUDA/NVML environment report (`yolo-lab doctor`) |
 //! | [`fsutil`] | atomic writes, the cache folder, Python-compatible float formatting |
 //!
@@ -36,6 +39,7 @@
 pub mod data;
 pub mod display;
 pub mod error;
+pub mod evolve;
 pub mod fsutil;
 pub mod gpu;
 pub mod hyp;
@@ -44,17 +48,23 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod parity;
+pub mod plots;
+pub mod results;
 pub mod train;
 
 pub use error::{Error, Result};
+pub use polars;
 
 /// What a notebook needs: `use yolo_lab::prelude::*;`.
 pub mod prelude {
     pub use crate::data::{Batch, Cache, Dataset, Loader, LoaderConfig, Samples, ShapesConfig, ShapesStyle, Split};
     pub use crate::error::{Error, Result};
+    pub use crate::evolve::{EvolveRun, Evolver, Ga, Parent, PopulationSettings, Space};
     pub use crate::gpu::EnvReport;
     pub use crate::hyp::Hyp;
     pub use crate::model::{ModelSummary, Yolo};
     pub use crate::optim::OptimizerKind;
+    pub use crate::plots::Figure;
+    pub use crate::results::EvolveResults;
     pub use crate::train::{Freeze, FreezeSchedule, ProgressMode, StopHandle, TrainRun, Trainer};
 }

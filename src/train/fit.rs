@@ -574,7 +574,9 @@ impl<'a> Run<'a> {
                 self.best_epoch = epoch;
             }
             self.rows.push(row);
-            results::write(&self.dir.join("results.csv"), &self.rows)?;
+            if !t.evolve_mode {
+                results::write(&self.dir.join("results.csv"), &self.rows)?;
+            }
             if !t.evolve_mode && (!t.nosave || final_epoch) {
                 self.save(epoch, true)?;
                 if self.best_epoch == epoch {
@@ -596,7 +598,9 @@ impl<'a> Run<'a> {
             }
         }
         let log = telemetry.finish();
-        crate::fsutil::write_atomic(&self.dir.join("gpu.csv"), log.to_csv().as_bytes())?;
+        if !t.evolve_mode {
+            crate::fsutil::write_atomic(&self.dir.join("gpu.csv"), log.to_csv().as_bytes())?;
+        }
         let weights = self.dir.join("weights");
         let saved = |n: &str| Some(weights.join(n)).filter(|p| p.is_file() && !t.evolve_mode);
         let run = TrainRun {

@@ -19,6 +19,7 @@ mod validate;
 
 pub use ema::ModelEma;
 pub use fit::PreparedData;
+pub(crate) use fit::increment_dir;
 pub use progress::{Progress, ProgressMode};
 pub use results::{EpochRow, RESULTS_COLUMNS};
 pub use validate::{ValResult, validate};

@@ -16,6 +16,8 @@ pub enum ProgressMode {
     Bar,
     /// Only epoch summaries.
     Quiet,
+    /// Nothing at all (each generation of an evolution prints its own line).
+    Silent,
 }
 
 /// The training progress printer.
@@ -68,6 +70,8 @@ impl Progress {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
-        println!("{text}");
+        if self.mode != ProgressMode::Silent {
+            println!("{text}");
+        }
     }
 }

@@ -1,0 +1,220 @@
+//! `evolve.csv` and `hyp_evolve.yaml` in YOLOv5's formats (`utils/general.py::print_mutation`), the side file
+//! `generations.csv`, and the lock that serialises appends across threads and processes.
+//!
+//! Appends hold an exclusive lock on `.evolve.lock` beside the CSV (an OS file lock, so other processes pointed
+//! at the same folder wait too), repair a last line left incomplete by a crash, and write each row with one
+//! `write` followed by `fsync`.
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{fmt_g_width, write_atomic, yaml_float};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// The 7 result columns before the hyperparameters.
+pub const METRIC_KEYS: [&str; 7] = [
+    "metrics/precision",
+    "metrics/recall",
+    "metrics/mAP_0.5",
+    "metrics/mAP_0.5:0.95",
+    "val/box_loss",
+    "val/obj_loss",
+    "val/cls_loss",
+];
+
+/// The parsed file: column names (trimmed) and complete rows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EvolveCsv {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows of values, one per training, in file order.
+    pub rows: Vec<Vec<f64>>,
+}
+
+impl EvolveCsv {
+    /// Column index by name.
+    pub fn col(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    /// The 7 results of a row, matched by name (missing columns read 0).
+    pub fn results(&self, row: usize) -> [f64; 7] {
+        std::array::from_fn(|k| self.col(METRIC_KEYS[k]).map(|c| self.rows[row][c]).unwrap_or(0.0))
+    }
+
+    /// Hyperparameter columns (everything after the metrics).
+    pub fn hyp_columns(&self) -> Vec<&str> {
+        self.columns.iter().filter(|c| !METRIC_KEYS.contains(&c.as_str())).map(String::as_str).collect()
+    }
+}
+
+/// The header line for these hyperparameter keys.
+pub fn header(hyp_keys: &[&str]) -> String {
+    METRIC_KEYS.iter().chain(hyp_keys).map(|k| format!("{k:>20}")).collect::<Vec<_>>().join(",")
+}
+
+/// A row line.
+pub fn row_line(values: &[f64]) -> String {
+    values.iter().map(|v| fmt_g_width(*v, 20, 5)).collect::<Vec<_>>().join(",")
+}
+
+/// Parse evolve.csv text (ours or YOLOv5's). A last line cut short by a crash (fewer cells than the header,
+/// an empty cell, or no newline at the end) is ignored. Other unparsable rows are errors naming the line.
+pub fn parse(text: &str, path: &Path) -> Result<EvolveCsv> {
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    let complete_last = text.ends_with('\n');
+    if !complete_last {
+        lines.pop(); // partial final line
+    }
+    let mut it = lines.into_iter().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, head)) = it.next() else { return Ok(EvolveCsv::default()) };
+    let columns: Vec<String> = head.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
+    let mut rows = Vec::new();
+    for (i, line) in it {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let cells: Vec<&str> = if cells.len() > columns.len() && cells[columns.len()..].iter().all(|c| c.is_empty()) {
+            cells[..columns.len()].to_vec()
+        } else {
+            cells
+        };
+        if cells.len() != columns.len() {
+            return Err(Error::DataConfig {
+                path: path.into(),
+                message: format!("line {}: {} values for {} columns", i + 1, cells.len(), columns.len()),
+            });
+        }
+        let row: Vec<f64> = cells
+            .iter()
+            .map(|c| {
+                c.parse::<f64>().map_err(|_| Error::DataConfig {
+                    path: path.into(),
+                    message: format!("line {}: `{c}` is not a number", i + 1),
+                })
+            })
+            .collect::<Result<_>>()?;
+        rows.push(row);
+    }
+    Ok(EvolveCsv { columns, rows })
+}
+
+/// Read evolve.csv; a missing file is an empty table.
+pub fn read(path: &Path) -> Result<EvolveCsv> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => parse(&t, path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(EvolveCsv::default()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// An exclusive lock on the evolution folder, held until dropped.
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+/// Lock `dir/.evolve.lock` (blocking).
+pub fn lock(dir: &Path) -> Result<FolderLock> {
+    std::fs::create_dir_all(dir).at(dir)?;
+    let p = dir.join(".evolve.lock");
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).at(&p)?;
+    f.lock().at(&p)?;
+    Ok(FolderLock { _file: f })
+}
+
+/// Append one row to evolve.csv (writing the header when the file is new or empty), under the caller's lock.
+/// A final line without its newline (a crash mid-write) is cut off first. Columns are matched by name: a new
+/// row for an existing file follows that file's column order.
+pub fn append(path: &Path, _lock: &FolderLock, results: &[f64; 7], hyp: &[(String, f64)]) -> Result<usize> {
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).at(path)?;
+    let mut text = String::new();
+    f.read_to_string(&mut text).at(path)?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        let keep = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        f.set_len(keep as u64).at(path)?;
+        text.truncate(keep);
+    }
+    let existing = parse(&text, path)?;
+    let mut out = String::new();
+    let columns: Vec<String> = if existing.columns.is_empty() {
+        let keys: Vec<&str> = hyp.iter().map(|(k, _)| k.as_str()).collect();
+        out.push_str(&header(&keys));
+        out.push('\n');
+        METRIC_KEYS.iter().map(|s| s.to_string()).chain(hyp.iter().map(|(k, _)| k.clone())).collect()
+    } else {
+        existing.columns.clone()
+    };
+    let values: Vec<f64> = columns
+        .iter()
+        .map(|c| match METRIC_KEYS.iter().position(|m| m == c) {
+            Some(k) => results[k],
+            None => hyp.iter().find(|(k, _)| k == c).map(|(_, v)| *v).unwrap_or(f64::NAN),
+        })
+        .collect();
+    out.push_str(&row_line(&values));
+    out.push('\n');
+    f.seek(SeekFrom::End(0)).at(path)?;
+    f.write_all(out.as_bytes()).at(path)?;
+    f.sync_all().at(path)?;
+    Ok(existing.rows.len() + 1)
+}
+
+/// hyp_evolve.yaml text for the best row of a table (by `fitness`), as YOLOv5 writes it.
+pub fn hyp_evolve_yaml(csv: &EvolveCsv, fitness: &dyn Fn(&[f64; 7]) -> f64) -> Option<String> {
+    if csv.rows.is_empty() {
+        return None;
+    }
+    let best = (0..csv.rows.len())
+        .map(|i| (i, fitness(&csv.results(i))))
+        .fold((0, f64::MIN), |m, x| if x.1 > m.1 { x } else { m })
+        .0;
+    hyp_evolve_yaml_row(csv, best)
+}
+
+/// hyp_evolve.yaml text naming row `best` as the best generation.
+pub fn hyp_evolve_yaml_row(csv: &EvolveCsv, best: usize) -> Option<String> {
+    if best >= csv.rows.len() {
+        return None;
+    }
+    let r = csv.results(best);
+    let mut s = format!(
+        "# YOLOv5 Hyperparameter Evolution Results\n# Best generation: {best}\n# Last generation: {}\n",
+        csv.rows.len() - 1
+    );
+    s.push_str(&format!("# {}\n", METRIC_KEYS.iter().map(|k| format!("{k:>20}")).collect::<Vec<_>>().join(", ")));
+    s.push_str(&format!("# {}\n\n", r.iter().map(|v| fmt_g_width(*v, 20, 5)).collect::<Vec<_>>().join(", ")));
+    for c in csv.hyp_columns() {
+        let v = csv.rows[best][csv.col(c).expect("listed column")];
+        s.push_str(&format!("{c}: {}\n", yaml_float(v)));
+    }
+    Some(s)
+}
+
+/// Rewrite hyp_evolve.yaml (atomically) from the CSV.
+pub fn write_hyp_evolve(dir: &Path, csv: &EvolveCsv, fitness: &dyn Fn(&[f64; 7]) -> f64) -> Result<PathBuf> {
+    let p = dir.join("hyp_evolve.yaml");
+    if let Some(text) = hyp_evolve_yaml(csv, fitness) {
+        write_atomic(&p, text.as_bytes())?;
+    }
+    Ok(p)
+}
+
+/// Columns of generations.csv.
+pub const GENERATION_COLUMNS: &str = "row,generation,seed,worker,device,fitness,wall_s,train_s,note";
+
+/// Append a line to generations.csv (header first when new), under the caller's lock.
+pub fn append_generation(dir: &Path, _lock: &FolderLock, fields: &[String]) -> Result<()> {
+    let p = dir.join("generations.csv");
+    let new = !p.is_file() || std::fs::metadata(&p).map(|m| m.len() == 0).unwrap_or(true);
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&p).at(&p)?;
+    let mut line = String::new();
+    if new {
+        line.push_str(GENERATION_COLUMNS);
+        line.push('\n');
+    }
+    let cells: Vec<String> = fields
+        .iter()
+        .map(|c| if c.contains(',') || c.contains('"') { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.clone() })
+        .collect();
+    line.push_str(&cells.join(","));
+    line.push('\n');
+    f.write_all(line.as_bytes()).at(&p)?;
+    f.sync_all().at(&p)
+}

@@ -1,0 +1,387 @@
+//! Figures as PNG, drawn with plotters and a font bundled in the crate (DejaVu Sans, assets/), so nothing
+//! depends on system fonts: `plot_evolve` as YOLOv5 draws it (`utils/plots.py::plot_evolve`), the fitness
+//! history, parallel coordinates of the best rows, importance bars and `plot_results` for results.csv.
+
+use crate::error::{Error, Result};
+use crate::fsutil::fmt_g;
+use crate::results::EvolveResults;
+use plotters::prelude::*;
+use plotters::style::colors::colormaps::ViridisRGB;
+use std::path::Path;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static FONT_ONCE: std::sync::Once = std::sync::Once::new();
+
+fn ensure_font() {
+    FONT_ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// A rendered figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// PNG bytes.
+    pub png: Vec<u8>,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// A one-line description (text/plain fallback).
+    pub title: String,
+}
+
+impl Figure {
+    /// Write the PNG (atomically).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        crate::fsutil::write_atomic(path.as_ref(), &self.png)
+    }
+
+    /// An `<img>` tag with the PNG inlined (to put several figures in one notebook cell).
+    pub fn to_html(&self) -> String {
+        format!("<img src=\"data:image/png;base64,{}\" style=\"max-width:100%\"/>", crate::display::base64(&self.png))
+    }
+
+    /// evcxr: show inline as image/png.
+    pub fn evcxr_display(&self) {
+        crate::display::emit(&[("text/plain", &self.title), ("image/png", &crate::display::base64(&self.png))]);
+    }
+}
+
+fn plot_err<E: std::fmt::Display>(e: E) -> Error {
+    Error::Config { name: "plot", message: e.to_string() }
+}
+
+/// Draw into an RGB buffer with `f`, then encode PNG.
+fn render(
+    width: u32,
+    height: u32,
+    title: &str,
+    f: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
+) -> Result<Figure> {
+    ensure_font();
+    let mut buf = vec![255u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        f(&root)?;
+        root.present().map_err(plot_err)?;
+    }
+    let img = image::RgbImage::from_raw(width, height, buf).ok_or_else(|| plot_err("buffer size"))?;
+    Ok(Figure { png: crate::data::png_bytes(&img), width, height, title: title.into() })
+}
+
+fn range(v: &[f64]) -> (f64, f64) {
+    let lo = v.iter().cloned().filter(|x| x.is_finite()).fold(f64::MAX, f64::min);
+    let hi = v.iter().cloned().filter(|x| x.is_finite()).fold(f64::MIN, f64::max);
+    if lo > hi {
+        return (0.0, 1.0);
+    }
+    if (hi - lo).abs() < 1e-12 {
+        let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
+        return (lo - pad, hi + pad);
+    }
+    let pad = (hi - lo) * 0.05;
+    (lo - pad, hi + pad)
+}
+
+/// log(count) of each point's cell in a 2-D histogram with `n` edges per axis (`hist2d` in plots.py).
+pub fn hist2d_log_density(x: &[f64], y: &[f64], n: usize) -> Vec<f64> {
+    let edges = |v: &[f64]| {
+        let (lo, hi) = (v.iter().cloned().fold(f64::MAX, f64::min), v.iter().cloned().fold(f64::MIN, f64::max));
+        (lo, hi)
+    };
+    let ((xl, xh), (yl, yh)) = (edges(x), edges(y));
+    let bins = n - 1;
+    let bin = |v: f64, lo: f64, hi: f64| -> usize {
+        if hi <= lo {
+            return 0;
+        }
+        (((v - lo) / (hi - lo) * bins as f64).floor() as isize).clamp(0, bins as isize - 1) as usize
+    };
+    let mut counts = vec![0usize; bins * bins];
+    let cells: Vec<usize> = x.iter().zip(y).map(|(a, b)| bin(*a, xl, xh) * bins + bin(*b, yl, yh)).collect();
+    for c in &cells {
+        counts[*c] += 1;
+    }
+    cells.iter().map(|c| (counts[*c] as f64).ln()).collect()
+}
+
+impl EvolveResults {
+    /// YOLOv5's evolve.png: one panel per hyperparameter (6×5 grid, up to 30), value against fitness, points
+    /// coloured by log density (viridis), the best row marked with a black +, titles `key = best`.
+    pub fn plot_evolve(&self) -> Result<Figure> {
+        let keys = self.keys();
+        let f = self.fitness().to_vec();
+        let best = self.best_row();
+        render(1250, 1500, &format!("evolve.png: {} rows, best row {best}", self.len()), |root| {
+            let panels = root.split_evenly((6, 5));
+            for (i, k) in keys.iter().take(30).enumerate() {
+                let v = self.column(k).unwrap_or_default();
+                let dens = hist2d_log_density(&v, &f, 20);
+                let dmax = dens.iter().cloned().fold(0.0, f64::max).max(1e-12);
+                let (xr, yr) = (range(&v), range(&f));
+                let mut chart = ChartBuilder::on(&panels[i])
+                    .caption(format!("{k} = {}", fmt_g(v[best], 3)), ("sans-serif", 15))
+                    .margin(6)
+                    .x_label_area_size(20)
+                    .y_label_area_size(if i % 5 == 0 { 52 } else { 8 })
+                    .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+                    .map_err(plot_err)?;
+                let mut mesh = chart.configure_mesh();
+                mesh.disable_mesh().x_labels(3).label_style(("sans-serif", 10)).x_label_formatter(&|x| fmt_g(*x, 2));
+                if i % 5 == 0 {
+                    mesh.y_labels(4).y_label_formatter(&|y| fmt_g(*y, 2));
+                } else {
+                    mesh.y_labels(0);
+                }
+                mesh.draw().map_err(plot_err)?;
+                chart
+                    .draw_series(v.iter().zip(&f).zip(&dens).map(|((x, y), d)| {
+                        let c = ViridisRGB::get_color(*d / dmax);
+                        Circle::new((*x, *y), 3, c.mix(0.8).filled())
+                    }))
+                    .map_err(plot_err)?;
+                let (bx, by) = (v[best], f[best]);
+                let (dx, dy) = ((xr.1 - xr.0) * 0.04, (yr.1 - yr.0) * 0.05);
+                chart
+                    .draw_series([
+                        PathElement::new(vec![(bx - dx, by), (bx + dx, by)], BLACK.stroke_width(2)),
+                        PathElement::new(vec![(bx, by - dy), (bx, by + dy)], BLACK.stroke_width(2)),
+                    ])
+                    .map_err(plot_err)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Fitness of every row in order, with the running best.
+    pub fn plot_fitness_history(&self) -> Result<Figure> {
+        let f = self.fitness().to_vec();
+        let mut best = Vec::with_capacity(f.len());
+        let mut m = f64::MIN;
+        for v in &f {
+            m = m.max(*v);
+            best.push(m);
+        }
+        render(900, 450, "fitness by generation", |root| {
+            let yr = range(&f);
+            let mut chart = ChartBuilder::on(root)
+                .caption("fitness by generation", ("sans-serif", 20))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0f64..(f.len().max(2) - 1) as f64, yr.0..yr.1)
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .x_desc("generation (row)")
+                .y_desc("fitness")
+                .label_style(("sans-serif", 12))
+                .y_label_formatter(&|y| fmt_g(*y, 3))
+                .draw()
+                .map_err(plot_err)?;
+            chart
+                .draw_series(f.iter().enumerate().map(|(i, v)| Circle::new((i as f64, *v), 3, BLUE.mix(0.6).filled())))
+                .map_err(plot_err)?
+                .label("generation")
+                .legend(|(x, y)| Circle::new((x, y), 3, BLUE.filled()));
+            chart
+                .draw_series(LineSeries::new(best.iter().enumerate().map(|(i, v)| (i as f64, *v)), RED.stroke_width(2)))
+                .map_err(plot_err)?
+                .label("best so far")
+                .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
+            chart
+                .configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.8))
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(plot_err)?;
+            Ok(())
+        })
+    }
+
+    /// Parallel coordinates of the `k` best rows: each hyperparameter scaled to its range over all rows,
+    /// lines coloured by fitness (viridis, yellow = best).
+    pub fn plot_parallel(&self, k: usize) -> Result<Figure> {
+        let keys: Vec<String> = self
+            .keys()
+            .into_iter()
+            .filter(|c| {
+                self.column(c).map(|v| range(&v).1 - range(&v).0 > 0.0 && v.iter().any(|x| *x != v[0])).unwrap_or(false)
+            })
+            .collect();
+        let top = crate::evolve::top_rows(self.fitness(), k);
+        let f = self.fitness();
+        let (fl, fh) = range(&top.iter().map(|&i| f[i]).collect::<Vec<_>>());
+        let cols: Vec<Vec<f64>> = keys.iter().map(|c| self.column(c).unwrap_or_default()).collect();
+        render(1100, 500, &format!("parallel coordinates of the {} best rows", top.len()), |root| {
+            let mut chart = ChartBuilder::on(root)
+                .caption(format!("top {} rows (colour = fitness)", top.len()), ("sans-serif", 20))
+                .margin(10)
+                .x_label_area_size(70)
+                .y_label_area_size(40)
+                .build_cartesian_2d(-0.5f64..(keys.len().max(1) as f64 - 0.5), -0.05f64..1.05)
+                .map_err(plot_err)?;
+            let names = keys.clone();
+            chart
+                .configure_mesh()
+                .x_labels(keys.len().max(1))
+                .x_label_formatter(&|x| names.get(x.round() as usize).cloned().unwrap_or_default())
+                .x_label_style(("sans-serif", 11).into_font().transform(FontTransform::Rotate90))
+                .y_desc("scaled value")
+                .label_style(("sans-serif", 11))
+                .draw()
+                .map_err(plot_err)?;
+            for &r in top.iter().rev() {
+                let c = ViridisRGB::get_color(((f[r] - fl) / (fh - fl).max(1e-12)).clamp(0.0, 1.0));
+                let pts: Vec<(f64, f64)> = cols
+                    .iter()
+                    .enumerate()
+                    .map(|(j, col)| {
+                        let (lo, hi) = (
+                            col.iter().cloned().fold(f64::MAX, f64::min),
+                            col.iter().cloned().fold(f64::MIN, f64::max),
+                        );
+                        (j as f64, if hi > lo { (col[r] - lo) / (hi - lo) } else { 0.5 })
+                    })
+                    .collect();
+                chart.draw_series(LineSeries::new(pts, c.stroke_width(2))).map_err(plot_err)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Bars of each hyperparameter's importance (η² of fitness ranks) with Spearman's rho as a second bar.
+    pub fn plot_importance(&self) -> Result<Figure> {
+        let imp: Vec<(String, f64, f64)> = self
+            .keys()
+            .into_iter()
+            .map(|k| {
+                let v = self.column(&k).unwrap_or_default();
+                let rho = crate::results::spearman(&v, self.fitness());
+                let eta = crate::results::rank_eta_squared(&v, self.fitness());
+                (k, eta, rho)
+            })
+            .collect();
+        let mut imp = imp;
+        imp.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let n = imp.len().max(1);
+        render(900, 40 + 22 * n as u32 + 60, "hyperparameter importance", |root| {
+            let mut chart = ChartBuilder::on(root)
+                .caption("importance: η² of fitness ranks (bar), Spearman ρ (line)", ("sans-serif", 16))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(110)
+                .build_cartesian_2d(-1f64..1f64, -0.5f64..(n as f64 - 0.5))
+                .map_err(plot_err)?;
+            let names: Vec<String> = imp.iter().map(|r| r.0.clone()).collect();
+            chart
+                .configure_mesh()
+                .y_labels(n)
+                .y_label_formatter(&|y| names.get((n as f64 - 1.0 - y).round() as usize).cloned().unwrap_or_default())
+                .label_style(("sans-serif", 11))
+                .draw()
+                .map_err(plot_err)?;
+            for (i, (_, eta, rho)) in imp.iter().enumerate() {
+                let y = n as f64 - 1.0 - i as f64;
+                chart
+                    .draw_series([Rectangle::new([(0.0, y - 0.35), (*eta, y + 0.35)], BLUE.mix(0.7).filled())])
+                    .map_err(plot_err)?;
+                chart
+                    .draw_series([PathElement::new(vec![(0.0, y), (*rho, y)], RED.stroke_width(3))])
+                    .map_err(plot_err)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// 1-D Gaussian smoothing with reflected edges (scipy's `gaussian_filter1d` default mode), truncated at 4σ.
+pub fn gaussian_smooth(y: &[f64], sigma: f64) -> Vec<f64> {
+    let r = (4.0 * sigma).round() as isize;
+    let w: Vec<f64> = (-r..=r).map(|k| (-(k * k) as f64 / (2.0 * sigma * sigma)).exp()).collect();
+    let s: f64 = w.iter().sum();
+    let n = y.len() as isize;
+    let at = |i: isize| -> f64 {
+        let mut j = i;
+        while j < 0 || j >= n {
+            j = if j < 0 { -j - 1 } else { 2 * n - j - 1 };
+        }
+        y[j as usize]
+    };
+    (0..n).map(|i| (-r..=r).zip(&w).map(|(k, wk)| at(i + k) * wk).sum::<f64>() / s).collect()
+}
+
+/// YOLOv5's results.png from a results.csv: 2×5 panels (train box/obj/cls, P, R, val box/obj/cls, mAP@0.5,
+/// mAP@0.5:0.95), each with the values and a smoothed dotted line.
+pub fn plot_results(results_csv: impl AsRef<Path>) -> Result<Figure> {
+    let path = results_csv.as_ref();
+    let rows = crate::train::results::read(path)?;
+    let order = [1usize, 2, 3, 4, 5, 8, 9, 10, 6, 7];
+    let x: Vec<f64> = rows.iter().map(|r| r.epoch as f64).collect();
+    let label = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    render(1200, 600, &format!("results of {}", path.display()), |root| {
+        let panels = root.split_evenly((2, 5));
+        for (p, &c) in order.iter().enumerate() {
+            let y: Vec<f64> = rows.iter().map(|r| r.values()[c]).collect();
+            let (xr, yr) = (range(&x), range(&y));
+            let mut chart = ChartBuilder::on(&panels[p])
+                .caption(crate::train::RESULTS_COLUMNS[c], ("sans-serif", 14))
+                .margin(6)
+                .x_label_area_size(20)
+                .y_label_area_size(45)
+                .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .label_style(("sans-serif", 10))
+                .y_label_formatter(&|v| fmt_g(*v, 3))
+                .x_label_formatter(&|v| fmt_g(*v, 3))
+                .draw()
+                .map_err(plot_err)?;
+            let s = chart
+                .draw_series(
+                    LineSeries::new(x.iter().cloned().zip(y.iter().cloned()), BLUE.stroke_width(2)).point_size(3),
+                )
+                .map_err(plot_err)?;
+            if p == 0 {
+                s.label(label.clone()).legend(|(a, b)| PathElement::new(vec![(a - 8, b), (a + 8, b)], BLUE));
+            }
+            if y.len() > 1 {
+                let sm = gaussian_smooth(&y, 3.0);
+                chart
+                    .draw_series(
+                        x.iter()
+                            .cloned()
+                            .zip(sm)
+                            .enumerate()
+                            .filter(|(i, _)| i % 2 == 0)
+                            .map(|(_, pt)| Circle::new(pt, 1, RED.filled())),
+                    )
+                    .map_err(plot_err)?;
+            }
+            if p == 0 {
+                chart
+                    .configure_series_labels()
+                    .label_font(("sans-serif", 10))
+                    .background_style(WHITE.mix(0.8))
+                    .draw()
+                    .map_err(plot_err)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Several figures in one HTML block (evcxr keeps one output per MIME type per cell).
+pub fn figures_html(figs: &[&Figure]) -> String {
+    figs.iter().map(|f| f.to_html()).collect::<Vec<_>>().join("<br/>")
+}
+
+/// evcxr: show several figures in one cell.
+pub fn show_all(figs: &[&Figure]) {
+    let titles: Vec<&str> = figs.iter().map(|f| f.title.as_str()).collect();
+    crate::display::emit(&[("text/plain", &titles.join("\n")), ("text/html", &figures_html(figs))]);
+}

@@ -1,0 +1,263 @@
+//! evolve.csv as a table (polars DataFrame) with the analyses users ask for: best and top rows, per-key
+//! summaries, importance of each hyperparameter, the best hyp exported. Reads files written by yolo-lab and by
+//! YOLOv5 (both pad every cell to 20 characters; columns are matched by name).
+
+use crate::error::{Error, Result};
+use crate::evolve::Fitness;
+use crate::evolve::csv::{EvolveCsv, METRIC_KEYS};
+use crate::hyp::Hyp;
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// An evolution's results.
+#[derive(Debug, Clone)]
+pub struct EvolveResults {
+    /// The evolve.csv read.
+    pub path: PathBuf,
+    table: EvolveCsv,
+    fitness: Vec<f64>,
+}
+
+fn polars_err(e: PolarsError) -> Error {
+    Error::Config { name: "polars", message: e.to_string() }
+}
+
+/// Average ranks (ties share their mean rank), 0-based.
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0;
+        for k in i..=j {
+            r[idx[k]] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    if va <= 0.0 || vb <= 0.0 { 0.0 } else { cov / (va * vb).sqrt() }
+}
+
+/// Spearman's rank correlation.
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    pearson(&ranks(x), &ranks(y))
+}
+
+/// Bins of the rank-based correlation ratio.
+pub const ETA_BINS: usize = 5;
+
+/// Correlation ratio η² of fitness ranks explained by quantile bins of `x`: the share of the variance of the
+/// fitness ranks that lies between bins of the hyperparameter. Unlike a rank correlation it also sees
+/// peaked (non-monotone) effects — an optimum in the middle of the range — which evolution tends to find;
+/// ranks make it insensitive to outlier fitness values and to how the hyperparameter is scaled.
+pub fn rank_eta_squared(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let ry = ranks(y);
+    let rx = ranks(x);
+    let distinct = {
+        let mut v = x.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        v.len()
+    };
+    if distinct < 2 {
+        return 0.0;
+    }
+    let bins = ETA_BINS.min(distinct);
+    let bin_of = |r: f64| ((r / n as f64 * bins as f64) as usize).min(bins - 1);
+    let mean = ry.iter().sum::<f64>() / n as f64;
+    let total: f64 = ry.iter().map(|v| (v - mean).powi(2)).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let mut sums = vec![(0.0, 0usize); bins];
+    for (r, v) in rx.iter().zip(&ry) {
+        let b = bin_of(*r);
+        sums[b].0 += v;
+        sums[b].1 += 1;
+    }
+    let between: f64 =
+        sums.iter().filter(|(_, c)| *c > 0).map(|(s, c)| *c as f64 * (s / *c as f64 - mean).powi(2)).sum();
+    between / total
+}
+
+impl EvolveResults {
+    /// Load with YOLOv5's fitness (0.1·mAP@0.5 + 0.9·mAP@0.5:0.95).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::load_with(path, &Fitness::Weights(crate::metrics::FITNESS_WEIGHTS))
+    }
+
+    /// Load with another fitness.
+    pub fn load_with(path: impl AsRef<Path>, fitness: &Fitness) -> Result<Self> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no evolve.csv")));
+        }
+        let table = crate::evolve::csv::read(path)?;
+        if table.columns.is_empty() {
+            return Err(Error::DataConfig { path: path.into(), message: "empty evolve.csv".into() });
+        }
+        for k in METRIC_KEYS {
+            if table.col(k).is_none() {
+                return Err(Error::DataConfig { path: path.into(), message: format!("column `{k}` missing") });
+            }
+        }
+        Ok(Self::from_csv(&table, path, fitness))
+    }
+
+    /// From a parsed table.
+    pub fn from_csv(table: &EvolveCsv, path: impl Into<PathBuf>, fitness: &Fitness) -> Self {
+        let f = (0..table.rows.len()).map(|i| fitness.eval(&table.results(i))).collect();
+        EvolveResults { path: path.into(), table: table.clone(), fitness: f }
+    }
+
+    /// Rows (trainings).
+    pub fn len(&self) -> usize {
+        self.table.rows.len()
+    }
+
+    /// No rows.
+    pub fn is_empty(&self) -> bool {
+        self.table.rows.is_empty()
+    }
+
+    /// Fitness of every row.
+    pub fn fitness(&self) -> &[f64] {
+        &self.fitness
+    }
+
+    /// Hyperparameter column names in file order.
+    pub fn keys(&self) -> Vec<String> {
+        self.table.hyp_columns().into_iter().map(String::from).collect()
+    }
+
+    /// Values of a column by name.
+    pub fn column(&self, name: &str) -> Option<Vec<f64>> {
+        let c = self.table.col(name)?;
+        Some(self.table.rows.iter().map(|r| r[c]).collect())
+    }
+
+    /// The whole table: `generation` (row index), `fitness`, the 7 results and the hyperparameters, all
+    /// Float64 except `generation`, with clean (trimmed) names.
+    pub fn df(&self) -> Result<DataFrame> {
+        let mut cols = vec![
+            Column::new("generation".into(), (0..self.len() as i64).collect::<Vec<i64>>()),
+            Column::new("fitness".into(), self.fitness.clone()),
+        ];
+        for (j, name) in self.table.columns.iter().enumerate() {
+            cols.push(Column::new(name.as_str().into(), self.table.rows.iter().map(|r| r[j]).collect::<Vec<f64>>()));
+        }
+        DataFrame::new_infer_height(cols).map_err(polars_err)
+    }
+
+    /// Row with the highest fitness (the first of equals).
+    pub fn best_row(&self) -> usize {
+        crate::evolve::top_rows(&self.fitness, 1).first().copied().unwrap_or(0)
+    }
+
+    /// The best row as a one-row DataFrame.
+    pub fn best(&self) -> Result<DataFrame> {
+        self.top(1)
+    }
+
+    /// The `k` best rows, best first.
+    pub fn top(&self, k: usize) -> Result<DataFrame> {
+        let df = self.df()?;
+        let idx = crate::evolve::top_rows(&self.fitness, k);
+        let take = IdxCa::from_vec("idx".into(), idx.iter().map(|&i| i as IdxSize).collect());
+        df.take(&take).map_err(polars_err)
+    }
+
+    /// The hyperparameters of a row.
+    pub fn hyp(&self, row: usize) -> Result<Hyp> {
+        let r = self.table.rows.get(row).ok_or_else(|| Error::Config {
+            name: "row",
+            message: format!("{row} is beyond the {} rows", self.len()),
+        })?;
+        let mut h = Hyp::default();
+        for k in self.table.hyp_columns() {
+            let v = r[self.table.col(k).expect("listed")];
+            h.set(k, v)
+                .map_err(|e| Error::DataConfig { path: self.path.clone(), message: format!("row {row}: {e}") })?;
+        }
+        Ok(h)
+    }
+
+    /// Per hyperparameter: value in the best row, mean, std, min, max, and whether it ever changed.
+    pub fn summary(&self) -> Result<DataFrame> {
+        let best = self.best_row();
+        let keys = self.keys();
+        let (mut b, mut mean, mut std, mut min, mut max, mut changed) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        for k in &keys {
+            let v = self.column(k).unwrap_or_default();
+            let n = v.len().max(1) as f64;
+            let m = v.iter().sum::<f64>() / n;
+            let sd = if v.len() > 1 {
+                (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+            } else {
+                0.0
+            };
+            let (lo, hi) = (v.iter().cloned().fold(f64::MAX, f64::min), v.iter().cloned().fold(f64::MIN, f64::max));
+            b.push(v.get(best).copied().unwrap_or(f64::NAN));
+            mean.push(m);
+            std.push(sd);
+            min.push(lo);
+            max.push(hi);
+            changed.push(hi > lo);
+        }
+        DataFrame::new_infer_height(vec![
+            Column::new("key".into(), keys),
+            Column::new("best".into(), b),
+            Column::new("mean".into(), mean),
+            Column::new("std".into(), std),
+            Column::new("min".into(), min),
+            Column::new("max".into(), max),
+            Column::new("changed".into(), changed),
+        ])
+        .map_err(polars_err)
+    }
+
+    /// Importance of each hyperparameter for fitness: Spearman's rank correlation (direction and strength of
+    /// a monotone effect) and the rank correlation ratio η² (any effect, including an optimum inside the
+    /// range; see [`rank_eta_squared`]). Sorted by η², largest first; keys that never changed score 0.
+    pub fn importance(&self) -> Result<DataFrame> {
+        let mut rows: Vec<(String, f64, f64)> = self
+            .keys()
+            .into_iter()
+            .map(|k| {
+                let v = self.column(&k).unwrap_or_default();
+                (k, spearman(&v, &self.fitness), rank_eta_squared(&v, &self.fitness))
+            })
+            .collect();
+        rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+        DataFrame::new_infer_height(vec![
+            Column::new("key".into(), rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>()),
+            Column::new("spearman".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+            Column::new("eta2_rank".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        ])
+        .map_err(polars_err)
+    }
+
+    /// Write the best row as a hyp_evolve.yaml (YOLOv5's header, then the hyperparameters).
+    pub fn save_best_yaml(&self, path: impl AsRef<Path>) -> Result<()> {
+        let text = crate::evolve::csv::hyp_evolve_yaml_row(&self.table, self.best_row()).unwrap_or_default();
+        crate::fsutil::write_atomic(path.as_ref(), text.as_bytes())
+    }
+}

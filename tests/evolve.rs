@@ -1,0 +1,240 @@
+//! The evolver: GA rules, evolve.csv and hyp_evolve.yaml formats (oracle: shared spec §3 and the YOLOv5-written
+//! sample in shared/data/yolov5-evolve-sample), concurrency, crash recovery, and a tiny end-to-end run.
+
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+use yolo_lab::evolve::csv::{self, EvolveCsv, METRIC_KEYS};
+use yolo_lab::evolve::{FACTOR_CLIP, Parent, Space, classic_next, round5, weighted_choice};
+use yolo_lab::prelude::*;
+
+fn sample_dir() -> Option<PathBuf> {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/yolov5-evolve-sample");
+    if d.join("evolve.csv").is_file() {
+        Some(d)
+    } else {
+        eprintln!("*** shared/data/yolov5-evolve-sample not found: YOLOv5 sample checks SKIPPED ***");
+        None
+    }
+}
+
+fn yolov5_fitness(r: &[f64; 7]) -> f64 {
+    yolo_lab::metrics::fitness(&r[..4])
+}
+
+#[test]
+fn parent_selection_follows_the_weights() {
+    let w = [0.5, 0.3, 0.15, 0.05];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let mut counts = [0usize; 4];
+    let n = 100_000;
+    for _ in 0..n {
+        counts[weighted_choice(&w, &mut rng)] += 1;
+    }
+    for (c, wi) in counts.iter().zip(w) {
+        assert!((*c as f64 / n as f64 - wi).abs() < 0.01, "{counts:?}");
+    }
+}
+
+/// A table of previous generations around the default hyperparameters.
+fn table(rows: usize) -> EvolveCsv {
+    let mut h = Hyp::default();
+    h.set("anchors", 3.0).unwrap();
+    let mut columns: Vec<String> = METRIC_KEYS.iter().map(|s| s.to_string()).collect();
+    columns.extend(h.keys().map(String::from));
+    let rows = (0..rows)
+        .map(|i| {
+            let mut r = vec![0.5, 0.5, 0.1 * i as f64, 0.05 * i as f64, 0.1, 0.1, 0.1];
+            r.extend(h.iter().map(|(_, v)| v));
+            r
+        })
+        .collect();
+    EvolveCsv { columns, rows }
+}
+
+#[test]
+fn mutation_respects_factors_gains_limits_and_rounding() {
+    let mut base = Hyp::default();
+    base.set("anchors", 3.0).unwrap();
+    let space = Space::default().bounds("lr0", 0.005, 0.012);
+    let prev = table(6);
+    for seed in 0..300 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (h, changes) = classic_next(&base, &prev, &yolov5_fitness, &space, Parent::Single, false, &mut rng);
+        assert!(!changes.is_empty(), "mutates until something changes");
+        for (k, f) in &changes {
+            assert!((FACTOR_CLIP.0..=FACTOR_CLIP.1).contains(f), "{k} ×{f}");
+            let g = space.gene(k).unwrap();
+            assert!(g.gain > 0.0, "gain-0 key {k} changed");
+        }
+        for k in ["iou_t", "fl_gamma", "perspective", "fliplr"] {
+            assert_eq!(h.get(k), base.get(k), "{k} has gain 0");
+        }
+        for (k, g) in space.genes() {
+            let v = h.get(k).unwrap();
+            assert!(v >= g.low && v <= g.high, "{k} = {v} outside [{}, {}]", g.low, g.high);
+            assert_eq!(v, round5(v), "{k} = {v} not rounded to 5 decimals");
+        }
+        // multiplicative mutation never moves a zero
+        assert_eq!((h.degrees, h.shear, h.mixup), (0.0, 0.0, 0.0));
+    }
+    // with evolve_zeros, zeros can move
+    let moved = (0..100).any(|seed| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (h, _) = classic_next(&base, &prev, &yolov5_fitness, &space, Parent::Single, true, &mut rng);
+        h.degrees > 0.0 || h.mixup > 0.0
+    });
+    assert!(moved);
+    // the first generation is the base, constrained
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let (h, changes) =
+        classic_next(&base, &EvolveCsv::default(), &yolov5_fitness, &space, Parent::Single, false, &mut rng);
+    assert!(changes.is_empty());
+    assert_eq!(h.lr0, 0.01);
+    assert_eq!(round5(0.123456789), 0.12346);
+}
+
+#[test]
+fn header_and_row_match_yolov5_bytes() {
+    // spec §3.1: the default header and the first (un-mutated) row
+    let header = "   metrics/precision,      metrics/recall,     metrics/mAP_0.5,metrics/mAP_0.5:0.95,        val/box_loss,        val/obj_loss,        val/cls_loss,                 lr0,                 lrf,            momentum,        weight_decay,       warmup_epochs,     warmup_momentum,      warmup_bias_lr,                 box,                 cls,              cls_pw,                 obj,              obj_pw,               iou_t,            anchor_t,            fl_gamma,               hsv_h,               hsv_s,               hsv_v,             degrees,           translate,               scale,               shear,         perspective,              flipud,              fliplr,              mosaic,               mixup,          copy_paste,             anchors";
+    let row = "             0.54634,             0.55625,             0.58201,             0.33665,            0.056451,            0.042892,            0.013441,                0.01,                0.01,               0.937,              0.0005,                   3,                 0.8,                 0.1,                0.05,                 0.5,                   1,                   1,                   1,                 0.2,                   4,                   0,               0.015,                 0.7,                 0.4,                   0,                 0.1,                 0.5,                   0,                   0,                   0,                 0.5,                   1,                   0,                   0,                   3";
+    let mut h = Hyp::default();
+    h.set("anchors", 3.0).unwrap();
+    let keys: Vec<&str> = h.keys().collect();
+    assert_eq!(csv::header(&keys), header);
+    let mut values = vec![0.54634, 0.55625, 0.58201, 0.33665, 0.056451, 0.042892, 0.013441];
+    values.extend(h.iter().map(|(_, v)| v));
+    assert_eq!(csv::row_line(&values), row);
+    // and through append
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("evolve.csv");
+    let lock = csv::lock(dir.path()).unwrap();
+    let pairs: Vec<(String, f64)> = h.iter().map(|(k, v)| (k.to_string(), v)).collect();
+    csv::append(&p, &lock, &[0.54634, 0.55625, 0.58201, 0.33665, 0.056451, 0.042892, 0.013441], &pairs).unwrap();
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), format!("{header}\n{row}\n"));
+}
+
+#[test]
+fn reads_the_yolov5_sample_and_rewrites_its_hyp_evolve_yaml() {
+    let Some(d) = sample_dir() else { return };
+    let t = csv::read(&d.join("evolve.csv")).unwrap();
+    assert_eq!((t.rows.len(), t.columns.len()), (150, 35));
+    assert_eq!(t.hyp_columns().len(), 28);
+    let ours = csv::hyp_evolve_yaml(&t, &yolov5_fitness).unwrap();
+    let theirs = std::fs::read_to_string(d.join("hyp_evolve.yaml")).unwrap();
+    assert_eq!(ours, theirs, "hyp_evolve.yaml byte for byte");
+    let r = EvolveResults::load(d.join("evolve.csv")).unwrap();
+    assert_eq!(r.best_row(), 17);
+    let df = r.df().unwrap();
+    assert_eq!(df.shape(), (150, 37));
+    assert!(df.get_column_names().iter().any(|c| c.as_str() == "metrics/mAP_0.5:0.95"));
+    assert_eq!(r.hyp(17).unwrap().hsv_h, 0.022446);
+    let s = r.summary().unwrap();
+    assert_eq!(s.height(), 28);
+    let imp = r.importance().unwrap();
+    assert_eq!(imp.height(), 28);
+    assert_eq!(r.top(5).unwrap().height(), 5);
+    let out = tempfile::tempdir().unwrap();
+    r.save_best_yaml(out.path().join("best.yaml")).unwrap();
+    assert_eq!(std::fs::read_to_string(out.path().join("best.yaml")).unwrap(), theirs);
+    let fig = r.plot_evolve().unwrap();
+    assert!(fig.png.starts_with(b"\x89PNG"));
+}
+
+#[test]
+fn concurrent_appends_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("evolve.csv");
+    let h = Hyp::default();
+    let pairs: Vec<(String, f64)> = h.iter().map(|(k, v)| (k.to_string(), v)).collect();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (p, pairs, dir) = (&p, &pairs, dir.path());
+            s.spawn(move || {
+                for i in 0..50 {
+                    let lock = csv::lock(dir).unwrap();
+                    let v = (t * 1000 + i) as f64;
+                    csv::append(p, &lock, &[v, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], pairs).unwrap();
+                }
+            });
+        }
+    });
+    let table = csv::read(&p).unwrap();
+    assert_eq!(table.rows.len(), 400);
+    let mut ids: Vec<i64> = table.rows.iter().map(|r| r[0] as i64).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 400, "every row written once");
+    assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 401, "one header");
+}
+
+#[test]
+fn a_truncated_last_line_is_ignored_then_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("evolve.csv");
+    let h = Hyp::default();
+    let pairs: Vec<(String, f64)> = h.iter().map(|(k, v)| (k.to_string(), v)).collect();
+    {
+        let lock = csv::lock(dir.path()).unwrap();
+        for i in 0..3 {
+            csv::append(&p, &lock, &[i as f64, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], &pairs).unwrap();
+        }
+    }
+    let full = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, &full[..full.len() - 40]).unwrap(); // a crash in the middle of the last row
+    assert_eq!(csv::read(&p).unwrap().rows.len(), 2);
+    assert_eq!(EvolveResults::load(&p).unwrap().len(), 2);
+    let lock = csv::lock(dir.path()).unwrap();
+    csv::append(&p, &lock, &[9.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], &pairs).unwrap();
+    let t = csv::read(&p).unwrap();
+    assert_eq!(t.rows.iter().map(|r| r[0]).collect::<Vec<_>>(), vec![0.0, 1.0, 9.0]);
+}
+
+fn base(dir: &Path) -> Evolver {
+    let t = Trainer::new().data("shapes-tiny").imgsz(64).batch(8).epochs(1).workers(1).device("cpu");
+    Evolver::new(t).project(dir).seed(1)
+}
+
+/// Three generations end to end (yolov5n, 64 px, 8 images, 1 epoch), then a resume that continues to 4.
+#[test]
+fn evolution_end_to_end_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = base(dir.path()).generations(3).run().unwrap();
+    assert_eq!(run.rows, 3);
+    for f in ["evolve.csv", "hyp_evolve.yaml", "evolve.png", "generations.csv"] {
+        assert!(run.dir.join(f).is_file(), "{f}");
+    }
+    assert!(!run.dir.join("weights").exists(), "no checkpoints while evolving");
+    let t = csv::read(&run.dir.join("evolve.csv")).unwrap();
+    assert_eq!(t.columns.len(), 36);
+    assert_eq!(t.columns.last().unwrap(), "anchors");
+    let gens = std::fs::read_to_string(run.dir.join("generations.csv")).unwrap();
+    assert_eq!(gens.lines().count(), 4);
+    let best = run.best_hyp().unwrap();
+    assert!(best.anchors.is_some());
+    // resume: generations is the total to reach, so 4 adds one row
+    let again = base(dir.path()).generations(4).name("exp").resume().run().unwrap();
+    assert_eq!((again.rows, again.dir.clone()), (4, run.dir.clone()));
+    // a fresh run goes to a new folder
+    assert!(base(dir.path()).generations(0).run().is_err());
+}
+
+#[test]
+fn two_workers_share_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = base(dir.path()).generations(4).workers(2).plot(false).run().unwrap();
+    assert_eq!(run.rows, 4);
+    let gens = std::fs::read_to_string(run.dir.join("generations.csv")).unwrap();
+    let workers: std::collections::BTreeSet<&str> =
+        gens.lines().skip(1).map(|l| l.split(',').nth(3).unwrap()).collect();
+    assert_eq!(workers.len(), 2, "{gens}");
+}
+
+#[test]
+fn population_ga_runs_generations_of_individuals() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = PopulationSettings { size: 3, ..Default::default() };
+    let run = base(dir.path()).algorithm(Ga::Population(s)).generations(2).plot(false).run().unwrap();
+    assert_eq!(run.rows, 6);
+    assert!(run.dir.join("evolve_population.yaml").is_file());
+}

@@ -46,6 +46,18 @@ pub enum Command {
     },
     /// Train a model (YOLOv5's train.py flags).
     Train(Box<TrainArgs>),
+    /// Evolve hyperparameters (train.py --evolve): the train flags plus --evolve N, --resume, --workers.
+    Evolve(Box<EvolveArgs>),
+    /// Draw evolve.png (YOLOv5's fitness-vs-hyperparameter grid) from an evolve.csv.
+    PlotEvolve {
+        /// The evolve.csv (yolo-lab's or YOLOv5's).
+        path: PathBuf,
+    },
+    /// Draw results.png (YOLOv5's 2×5 panels) from a results.csv.
+    PlotResults {
+        /// The results.csv.
+        path: PathBuf,
+    },
     /// The main job on the built-in data: what `make demo` runs.
     Demo(DemoArgs),
 }
@@ -151,12 +163,36 @@ pub struct TrainArgs {
     /// Reuse an existing run folder.
     #[arg(long = "exist-ok")]
     pub exist_ok: bool,
-    /// Resume from a run folder or weights/last.safetensors.
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
+    /// Resume from a run folder or weights/last.safetensors; alone, the most recent run under --project
+    /// (evolve: continue --project/--name).
+    #[arg(long, num_args = 0..=1, default_missing_value = "last")]
+    pub resume: Option<String>,
     /// Varifocal objectness loss.
     #[arg(long)]
     pub varifocal: bool,
+}
+
+/// Flags of `yolo-lab evolve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvolveArgs {
+    /// The training scenario every generation runs.
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Generations: the number of rows evolve.csv should reach (classic GA).
+    #[arg(long = "evolve", default_value_t = 300)]
+    pub evolve: usize,
+    /// Generations trained at once, sharing evolve.csv.
+    #[arg(long = "evolve-workers", default_value_t = 1)]
+    pub evolve_workers: usize,
+    /// Population GA with this many individuals per generation instead of the classic GA.
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// Mutation seed.
+    #[arg(long = "evolve-seed", default_value_t = 0)]
+    pub evolve_seed: u64,
+    /// Let zero-valued hyperparameters evolve.
+    #[arg(long = "evolve-zeros")]
+    pub evolve_zeros: bool,
 }
 
 /// Flags of `yolo-lab demo`.
@@ -168,6 +204,9 @@ pub struct DemoArgs {
     /// Training epochs.
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
+    /// Generations of the short evolution.
+    #[arg(long, default_value_t = 4)]
+    pub generations: usize,
 }
 
 #[cfg(test)]
@@ -209,6 +248,20 @@ mod tests {
         let Command::Train(a) = cli.command else { panic!() };
         assert_eq!((a.freeze, a.cache.as_deref()), (vec![0, 1, 2], Some("disk")));
         assert!(Cli::try_parse_from(["yolo-lab", "train", "--epochs", "-1"]).is_err());
+    }
+
+    #[test]
+    fn evolve_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "yolo-lab", "evolve", "--evolve", "30", "--img", "320", "--resume", "--name", "exp3", "--device", "0,1",
+        ])
+        .unwrap();
+        let Command::Evolve(a) = cli.command else { panic!() };
+        assert_eq!(
+            (a.evolve, a.train.img, a.train.resume.is_some(), a.train.name.as_str(), a.train.device.as_str()),
+            (30, 320, true, "exp3", "0,1")
+        );
+        assert!(Cli::try_parse_from(["yolo-lab", "plot-evolve"]).is_err());
     }
 
     #[test]

@@ -3,11 +3,12 @@
 pub mod args;
 
 use anyhow::Context;
-use args::{Cli, Command, DataArgs, DemoArgs, TrainArgs};
+use args::{Cli, Command, DataArgs, DemoArgs, EvolveArgs, TrainArgs};
 use clap::Parser;
 use std::process::ExitCode;
 use yolo_lab::data::Cache;
 use yolo_lab::data::{self, Dataset, Loader, LoaderConfig, Split};
+use yolo_lab::evolve::{Evolver, Ga, PopulationSettings};
 use yolo_lab::gpu::EnvReport;
 use yolo_lab::hyp::Hyp;
 use yolo_lab::train::{Freeze, Trainer};
@@ -31,6 +32,23 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Train(a) => {
             let run = trainer(&a)?.fit()?;
             println!("results: {}", run.results_csv().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Evolve(a) => {
+            let evo = evolver(&a)?.run()?;
+            println!("{evo}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::PlotEvolve { path } => {
+            let out = path.with_extension("png");
+            yolo_lab::results::EvolveResults::load(&path)?.plot_evolve()?.save(&out)?;
+            println!("{}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::PlotResults { path } => {
+            let out = path.with_extension("png");
+            yolo_lab::plots::plot_results(&path)?.save(&out)?;
+            println!("{}", out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Parity { dir } => {
@@ -113,8 +131,57 @@ pub fn trainer(a: &TrainArgs) -> anyhow::Result<Trainer> {
     if !a.weights.is_empty() {
         t = t.weights(&a.weights);
     }
-    if let Some(r) = &a.resume {
-        t = t.resume(r);
+    match a.resume.as_deref() {
+        None => {}
+        Some("last") => t = t.resume(latest_run(&a.project)?),
+        Some(r) => t = t.resume(r),
     }
     Ok(t)
+}
+
+/// The most recently written `*/weights/last.safetensors` under a project folder (`--resume` alone).
+fn latest_run(project: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let mut best: Option<(std::time::SystemTime, std::path::PathBuf)> = None;
+    for e in std::fs::read_dir(project).with_context(|| format!("no runs in {}", project.display()))? {
+        let p = e?.path().join("weights/last.safetensors");
+        if let Ok(t) = std::fs::metadata(&p).and_then(|m| m.modified())
+            && best.as_ref().is_none_or(|(b, _)| t > *b)
+        {
+            best = Some((t, p));
+        }
+    }
+    best.map(|(_, p)| p)
+        .ok_or_else(|| anyhow::anyhow!("no weights/last.safetensors under {} to resume", project.display()))
+}
+
+/// `yolo-lab evolve` flags to an [`Evolver`]. `--device 0,1` gives one worker per device unless
+/// `--evolve-workers` says otherwise; `--resume` continues `--project`/`--name`.
+pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
+    let mut train = a.train.clone();
+    let resume = train.resume.take().is_some();
+    let devices: Vec<String> =
+        a.train.device.split(',').map(str::trim).filter(|d| !d.is_empty()).map(String::from).collect();
+    if devices.len() > 1 {
+        train.device = devices[0].clone();
+    }
+    if train.project == std::path::Path::new("runs/train") {
+        train.project = "runs/evolve".into(); // as YOLOv5 (PR #6567)
+    }
+    let base = trainer(&train)?;
+    let workers = if a.evolve_workers == 1 && devices.len() > 1 { devices.len() } else { a.evolve_workers };
+    let mut e = Evolver::new(base)
+        .generations(a.evolve)
+        .workers(workers)
+        .seed(a.evolve_seed)
+        .evolve_zeros(a.evolve_zeros)
+        .project(train.project.clone())
+        .name(train.name.as_str())
+        .devices(if devices.len() > 1 { devices } else { vec![] });
+    if let Some(n) = a.population {
+        e = e.algorithm(Ga::Population(PopulationSettings { size: n, ..Default::default() }));
+    }
+    if resume {
+        e = e.resume();
+    }
+    Ok(e)
 }

@@ -108,3 +108,111 @@ mod tests {
         assert_eq!(base64(b""), "");
     }
 }
+
+/// A polars DataFrame as an HTML table (every cell formatted by polars' own value display).
+pub fn df_to_html(df: &polars::prelude::DataFrame, caption: &str) -> String {
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let head: Vec<&str> = names.iter().map(String::as_str).collect();
+    let rows: Vec<Vec<String>> = (0..df.height())
+        .map(|i| {
+            df.columns()
+                .iter()
+                .map(|c| match c.get(i) {
+                    Ok(polars::prelude::AnyValue::Float64(v)) => crate::fsutil::fmt_g(v, 5),
+                    Ok(polars::prelude::AnyValue::String(s)) => s.to_string(),
+                    Ok(v) => v.to_string(),
+                    Err(_) => String::new(),
+                })
+                .collect()
+        })
+        .collect();
+    html_table(caption, &head, &rows)
+}
+
+/// Wrap a DataFrame to show it as an HTML table in a notebook: `Table(df)` as a cell's last expression.
+#[derive(Debug, Clone)]
+pub struct Table(pub polars::prelude::DataFrame);
+
+impl Table {
+    /// evcxr: HTML table with the plain polars rendering as fallback.
+    pub fn evcxr_display(&self) {
+        emit(&[("text/plain", &self.0.to_string()), ("text/html", &df_to_html(&self.0, ""))]);
+    }
+}
+
+impl crate::train::TrainRun {
+    /// Per-epoch metrics as an HTML table with the run summary as caption.
+    pub fn to_html(&self) -> String {
+        let head = ["epoch", "box", "obj", "cls", "P", "R", "mAP@0.5", "mAP@0.5:0.95", "val box", "val obj", "val cls"];
+        let rows: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                r.values()[..11]
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| if k == 0 { format!("{v}") } else { crate::fsutil::fmt_g(*v, 4) })
+                    .collect()
+            })
+            .collect();
+        let s = self.telemetry.summary();
+        let tele = if s.peak_gpu_mem_pct.is_finite() {
+            format!(
+                "GPU memory peak {:.1}% (mean {:.1}%), utilisation mean {:.1}%",
+                s.peak_gpu_mem_pct, s.mean_gpu_mem_pct, s.mean_gpu_util_pct
+            )
+        } else {
+            format!("no NVML: process RSS peak {:.0} MiB, CPU mean {:.0}%", s.peak_rss_mib, s.mean_cpu_pct)
+        };
+        let caption = format!(
+            "{} — {} epochs, {:.1} s, {:.1} images/s, {} trainable parameters; {tele}",
+            self.dir.display(),
+            self.rows.len(),
+            self.seconds,
+            self.images_per_second,
+            crate::model::thousands(self.parameters.0 - self.parameters.1)
+        );
+        html_table(&caption, &head, &rows)
+    }
+
+    /// evcxr: the metrics table.
+    pub fn evcxr_display(&self) {
+        emit(&[("text/plain", &self.to_string()), ("text/html", &self.to_html())]);
+    }
+}
+
+impl crate::results::EvolveResults {
+    /// evcxr: the five best rows and the fitness history.
+    pub fn evcxr_display(&self) {
+        let mut html = match self.top(5) {
+            Ok(df) => {
+                df_to_html(&df, &format!("{}: {} rows, best row {}", self.path.display(), self.len(), self.best_row()))
+            }
+            Err(e) => escape(&e.to_string()),
+        };
+        if let Ok(f) = self.plot_fitness_history() {
+            html.push_str(&f.to_html());
+        }
+        emit(&[("text/plain", &format!("{} rows, best row {}", self.len(), self.best_row())), ("text/html", &html)]);
+    }
+}
+
+impl crate::gpu::TelemetryLog {
+    /// evcxr: peak and mean figures as a table.
+    pub fn evcxr_display(&self) {
+        let s = self.summary();
+        let f = |v: f64| if v.is_finite() { format!("{v:.1}") } else { "n/a".into() };
+        let rows = vec![vec![
+            self.source.to_string(),
+            self.samples.len().to_string(),
+            f(s.peak_gpu_mem_pct),
+            f(s.mean_gpu_mem_pct),
+            f(s.mean_gpu_util_pct),
+            f(s.peak_rss_mib),
+            f(s.mean_cpu_pct),
+        ]];
+        let head =
+            ["source", "samples", "peak GPU mem %", "mean GPU mem %", "mean GPU util %", "peak RSS MiB", "mean CPU %"];
+        emit(&[("text/plain", &format!("{:?}", s)), ("text/html", &html_table("telemetry", &head, &rows))]);
+    }
+}

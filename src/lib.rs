@@ -19,6 +19,7 @@
 //! | [`evolve`] | the Evolver: YOLOv5's genetic algorithms over training runs, evolve.csv |
 //! | [`results`] | evolve.csv as a polars DataFrame: best, top, summary, importance |
 //! | [`plots`] | PNG figures (plotters): plot_evolve, histories, results.csv panels |
+//! | [`study`] | FreezeStudy: the freezing variants compared |
 //! | [`gpu`] | libtorch/CUDA/NVML environment report (`yolo-lab doctor`) |
 //! | [`fsutil`] | atomic writes, the cache folder, Python-compatible float formatting |
 //!
@@ -50,6 +51,7 @@ pub mod optim;
 pub mod parity;
 pub mod plots;
 pub mod results;
+pub mod study;
 pub mod train;
 
 pub use error::{Error, Result};
@@ -58,6 +60,7 @@ pub use polars;
 /// What a notebook needs: `use yolo_lab::prelude::*;`.
 pub mod prelude {
     pub use crate::data::{Batch, Cache, Dataset, Loader, LoaderConfig, Samples, ShapesConfig, ShapesStyle, Split};
+    pub use crate::display::Table;
     pub use crate::error::{Error, Result};
     pub use crate::evolve::{EvolveRun, Evolver, Ga, Parent, PopulationSettings, Space};
     pub use crate::gpu::EnvReport;
@@ -66,5 +69,6 @@ pub mod prelude {
     pub use crate::optim::OptimizerKind;
     pub use crate::plots::Figure;
     pub use crate::results::EvolveResults;
+    pub use crate::study::{FreezeStudy, StudyResult};
     pub use crate::train::{Freeze, FreezeSchedule, ProgressMode, StopHandle, TrainRun, Trainer};
 }

@@ -385,3 +385,154 @@ pub fn show_all(figs: &[&Figure]) {
     let titles: Vec<&str> = figs.iter().map(|f| f.title.as_str()).collect();
     crate::display::emit(&[("text/plain", &titles.join("\n")), ("text/html", &figures_html(figs))]);
 }
+
+/// Line chart of named series (shared by studies and schedules).
+pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<Figure> {
+    let xs: Vec<f64> = series.iter().flat_map(|s| s.1.iter().map(|p| p.0)).collect();
+    let ys: Vec<f64> = series.iter().flat_map(|s| s.1.iter().map(|p| p.1)).collect();
+    let (xr, yr) = (range(&xs), range(&ys));
+    const PALETTE: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
+    render(800, 420, title, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .label_style(("sans-serif", 12))
+            .y_label_formatter(&|v| fmt_g(*v, 3))
+            .draw()
+            .map_err(plot_err)?;
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(pts.iter().cloned(), c.stroke_width(2)).point_size(2))
+                .map_err(plot_err)?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], c.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(plot_err)?;
+        Ok(())
+    })
+}
+
+/// A grid of images with captions (augmentation previews, detections).
+pub fn image_grid(images: &[crate::data::Image], captions: &[String], cols: usize) -> Result<Figure> {
+    if images.is_empty() {
+        return Err(plot_err("no images"));
+    }
+    let cols = cols.max(1).min(images.len());
+    let rows = images.len().div_ceil(cols);
+    let (cw, ch) =
+        (images.iter().map(|i| i.width()).max().unwrap_or(1), images.iter().map(|i| i.height()).max().unwrap_or(1));
+    let cap = 22u32;
+    let (w, h) = (cols as u32 * cw, rows as u32 * (ch + cap));
+    let mut canvas = crate::data::Image::from_pixel(w, h, image::Rgb([255, 255, 255]));
+    for (k, img) in images.iter().enumerate() {
+        let (x, y) = ((k % cols) as u32 * cw, (k / cols) as u32 * (ch + cap) + cap);
+        image::imageops::replace(&mut canvas, img, x as i64, y as i64);
+    }
+    ensure_font();
+    let mut buf = canvas.into_raw();
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        for (k, c) in captions.iter().enumerate().take(images.len()) {
+            let (x, y) = ((k % cols) as i32 * cw as i32 + 4, (k / cols) as i32 * (ch + cap) as i32 + 3);
+            root.draw(&Text::new(c.clone(), (x, y), ("sans-serif", 15).into_font().color(&BLACK))).map_err(plot_err)?;
+        }
+        root.present().map_err(plot_err)?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| plot_err("buffer size"))?;
+    Ok(Figure { png: crate::data::png_bytes(&img), width: w, height: h, title: format!("{} images", images.len()) })
+}
+
+/// Learning rates of the three groups and the momentum over the iterations of a run, as train.py schedules
+/// them (warmup, then linear or cosine decay per epoch).
+pub fn plot_schedule(hyp: &crate::hyp::Hyp, epochs: usize, batches_per_epoch: usize, cosine: bool) -> Result<Figure> {
+    use crate::train::schedule::{lr_factor, warmup_iters, warmup_lr, warmup_momentum};
+    let nw = warmup_iters(hyp.warmup_epochs, batches_per_epoch);
+    let total = epochs * batches_per_epoch;
+    let mut s: Vec<(String, Vec<(f64, f64)>)> =
+        ["lr bias (group 0)", "lr weights (group 1)", "lr BN weights (group 2)", "momentum × lr0"]
+            .iter()
+            .map(|n| (n.to_string(), vec![]))
+            .collect();
+    for ni in 0..total {
+        let e = ni / batches_per_epoch;
+        let target = hyp.lr0 * lr_factor(e as f64, epochs, hyp.lrf, cosine);
+        let x = ni as f64 / batches_per_epoch as f64;
+        for g in 0..3 {
+            let lr = if ni <= nw { warmup_lr(ni, nw, g, hyp.warmup_bias_lr, target) } else { target };
+            s[g].1.push((x, lr));
+        }
+        let m = if ni <= nw { warmup_momentum(ni, nw, hyp.warmup_momentum, hyp.momentum) } else { hyp.momentum };
+        s[3].1.push((x, m * hyp.lr0));
+    }
+    lines(&format!("learning rate schedule ({} warmup iterations)", nw), "epoch", "value", &s)
+}
+
+/// Run `model` on images (letterboxed to `imgsz`) and draw the detections above `conf` on the originals,
+/// with class names and confidences as captions.
+pub fn plot_detections(
+    model: &crate::model::Yolo,
+    images: &[std::path::PathBuf],
+    names: &[String],
+    imgsz: u32,
+    conf: f32,
+) -> Result<Figure> {
+    use crate::metrics::{NmsConfig, non_max_suppression, scale_boxes};
+    let mut out = Vec::new();
+    let mut captions = Vec::new();
+    let nms = NmsConfig {
+        conf_thres: conf,
+        iou_thres: 0.45,
+        max_det: 100,
+        multi_label: false,
+        agnostic: false,
+        classes: None,
+    };
+    for p in images {
+        let img = crate::data::imageops_decode(p)?;
+        let (lb_img, lb) = crate::data::letterbox(&img, (imgsz, imgsz), false);
+        let raw: Vec<u8> = lb_img.as_raw().clone();
+        let chw: Vec<u8> = (0..3).flat_map(|c| raw.iter().skip(c).step_by(3).copied().collect::<Vec<_>>()).collect();
+        let x = tch::Tensor::from_slice(&chw)
+            .view([1, 3, imgsz as i64, imgsz as i64])
+            .to_kind(tch::Kind::Float)
+            .to_device(model.device())
+            / 255.0;
+        let (pred, _) = model.predict(&x);
+        let mut dets = non_max_suppression(&pred, &nms).remove(0);
+        scale_boxes(&mut dets, lb.ratio, lb.pad, (img.height(), img.width()));
+        let mut drawn = img.clone();
+        for d in &dets {
+            crate::data::draw_box(&mut drawn, d.xyxy, crate::data::class_colour(d.class), 2);
+        }
+        let summary: Vec<String> = dets
+            .iter()
+            .take(4)
+            .map(|d| format!("{} {:.2}", names.get(d.class).cloned().unwrap_or_else(|| d.class.to_string()), d.conf))
+            .collect();
+        captions.push(if dets.is_empty() { "no detections".into() } else { summary.join(", ") });
+        out.push(drawn);
+    }
+    image_grid(&out, &captions, 4)
+}

@@ -15,6 +15,11 @@ mod voc;
 
 pub use augment::{Letterbox, Perspective, PixelBox, augment_hsv, letterbox, random_perspective};
 pub use imageops::{Image, png_bytes, save_png};
+
+/// Read and decode an image file to RGB.
+pub fn imageops_decode(path: &Path) -> Result<Image> {
+    imageops::decode(&read(path)?, path)
+}
 pub use loader::{Batch, Cache, EpochIter, ImageInfo, Item, Loader, LoaderConfig, collate};
 pub use preview::{batch_grid, class_colour, draw_box, save_batch_png};
 pub use registry::Registry;

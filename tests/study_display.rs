@@ -1,0 +1,52 @@
+//! The freeze study (train, then load instead of retrain) and the notebook displays.
+
+use yolo_lab::prelude::*;
+
+#[test]
+fn freeze_study_trains_then_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = Trainer::new()
+        .data("shapes-tiny")
+        .imgsz(64)
+        .batch(8)
+        .epochs(1)
+        .workers(1)
+        .device("cpu")
+        .progress(ProgressMode::Quiet);
+    let study = FreezeStudy::new(base).variants([Freeze::None, Freeze::Backbone]).dir(dir.path().join("study"));
+    let r = study.run().unwrap();
+    assert_eq!(r.variants.len(), 2);
+    assert!(r.variants.iter().all(|v| !v.loaded));
+    assert!(
+        r.variants[1].summary.trainable < r.variants[0].summary.trainable,
+        "freezing leaves fewer trainable parameters"
+    );
+    let (head, rows) = r.table();
+    assert_eq!(head[0], "variant");
+    assert_eq!(rows[1][0], "freeze-backbone");
+    assert!(!r.has_gpu());
+    let html = r.to_html().unwrap();
+    assert_eq!(html.matches("<img src=\"data:image/png;base64,").count(), 4, "two mAP figures, two telemetry figures");
+    assert!(html.contains("No NVML on this machine"));
+    let again = study.run().unwrap();
+    assert!(again.variants.iter().all(|v| v.loaded), "finished variants are loaded, not retrained");
+    assert_eq!(again.variants[0].rows.len(), 1);
+}
+
+#[test]
+fn displays_emit_evcxr_blocks() {
+    let m = Yolo::new("yolov5n", Some(3), tch::Device::Cpu).unwrap();
+    let html = m.summary(320).to_html();
+    assert!(
+        html.starts_with("<table") && html.contains("YOLOv5n summary: 125 layers, 1,767,976 parameters"),
+        "{}",
+        &html[..200]
+    );
+    let df = yolo_lab::polars::prelude::df!("a" => [1.5f64, 2.0], "b" => ["x", "y"]).unwrap();
+    let t = yolo_lab::display::df_to_html(&df, "cap");
+    assert!(t.contains("<th style=\"text-align:right;padding:2px 8px;border-bottom:1px solid #999\">a</th>"));
+    assert!(t.contains(">1.5</td>") && t.contains(">y</td>"));
+    let fig = yolo_lab::plots::plot_schedule(&Hyp::default(), 10, 16, false).unwrap();
+    assert!(fig.png.starts_with(b"\x89PNG") && fig.width == 800);
+    assert!(fig.to_html().starts_with("<img src=\"data:image/png;base64,iVBOR"));
+}

@@ -479,9 +479,9 @@ pub fn plot_schedule(hyp: &crate::hyp::Hyp, epochs: usize, batches_per_epoch: us
         let e = ni / batches_per_epoch;
         let target = hyp.lr0 * lr_factor(e as f64, epochs, hyp.lrf, cosine);
         let x = ni as f64 / batches_per_epoch as f64;
-        for g in 0..3 {
+        for (g, series) in s.iter_mut().take(3).enumerate() {
             let lr = if ni <= nw { warmup_lr(ni, nw, g, hyp.warmup_bias_lr, target) } else { target };
-            s[g].1.push((x, lr));
+            series.1.push((x, lr));
         }
         let m = if ni <= nw { warmup_momentum(ni, nw, hyp.warmup_momentum, hyp.momentum) } else { hyp.momentum };
         s[3].1.push((x, m * hyp.lr0));

@@ -129,14 +129,13 @@ impl FreezeStudy {
             let dir = self.dir.join(&lab);
             let json = dir.join("study.json");
             let epochs = self.base.freeze_schedule.as_ref().map(|s| s.epochs()).unwrap_or(self.base.epochs);
-            if let (Ok(text), Ok(rows)) = (std::fs::read_to_string(&json), results::read(&dir.join("results.csv"))) {
-                if let Ok(summary) = serde_json::from_str::<VariantSummary>(&text) {
-                    if rows.len() >= epochs {
-                        println!("{lab}: finished earlier, loaded from {}", dir.display());
-                        out.push(VariantResult { freeze: f.clone(), dir, rows, summary, loaded: true });
-                        continue;
-                    }
-                }
+            if let (Ok(text), Ok(rows)) = (std::fs::read_to_string(&json), results::read(&dir.join("results.csv")))
+                && let Ok(summary) = serde_json::from_str::<VariantSummary>(&text)
+                && rows.len() >= epochs
+            {
+                println!("{lab}: finished earlier, loaded from {}", dir.display());
+                out.push(VariantResult { freeze: f.clone(), dir, rows, summary, loaded: true });
+                continue;
             }
             println!("{lab}: training ({epochs} epochs)");
             let mut t = self.base.clone().freeze(f.clone()).project(&self.dir).name(lab.as_str()).exist_ok(true);

@@ -4,7 +4,9 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build demo test lint bench doctor clean-torch
+.PHONY: setup build demo test test-rust notebooks notebooks-full lab lint bench doctor clean-torch
+
+NOTEBOOK_CACHE ?= $(or $(YOLO_LAB_CACHE),$(HOME)/.cache/yolo-lab)
 
 setup:
 	@scripts/setup.sh
@@ -15,9 +17,26 @@ build: setup
 demo: setup
 	$(CARGO) run --bin yolo-lab -- demo
 
-test: setup
+test: test-rust notebooks
+
+test-rust: setup
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+
+# every notebook executed headless with the evcxr kernel, small settings (YOLO_LAB_QUICK=1), outputs checked
+notebooks: setup
+	scripts/setup_notebooks.sh
+	YOLO_LAB_QUICK=1 scripts/run_notebooks.py
+
+# the full settings, outputs written back into notebooks/ (what is committed)
+notebooks-full: setup
+	scripts/setup_notebooks.sh
+	scripts/run_notebooks.py --write
+
+# JupyterLab with the Rust kernel, opened on notebooks/
+lab: setup
+	scripts/setup_notebooks.sh lab
+	cd notebooks && JUPYTER_PATH=$(NOTEBOOK_CACHE)/venv/share/jupyter EVCXR_TMPDIR=$(NOTEBOOK_CACHE)/evcxr-build $(NOTEBOOK_CACHE)/venv/bin/jupyter lab
 
 lint: setup
 	$(CARGO) fmt --check

@@ -56,6 +56,7 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use polars;
+pub use tch;
 
 /// What a notebook needs: `use yolo_lab::prelude::*;`.
 pub mod prelude {

@@ -346,20 +346,25 @@ impl Ctx<'_> {
         t.resume = None;
         let start = Instant::now();
         let out = t.fit_with(data);
-        let train_s = start.elapsed().as_secs_f64();
+        let failed_s = start.elapsed().as_secs_f64();
         match out {
-            Ok(run) => match run.final_val {
-                Some(v) => {
-                    let r = [v.metrics[0], v.metrics[1], v.metrics[2], v.metrics[3], v.loss[0], v.loss[1], v.loss[2]];
-                    if r.iter().all(|x| x.is_finite()) {
-                        Trained { results: r, note: String::new(), train_s }
-                    } else {
-                        Trained { results: [0.0; 7], note: "non-finite validation results".into(), train_s }
+            Ok(run) => {
+                // training and validation only: the rest of the generation's wall time is overhead
+                let train_s = run.seconds;
+                match run.final_val {
+                    Some(v) => {
+                        let r =
+                            [v.metrics[0], v.metrics[1], v.metrics[2], v.metrics[3], v.loss[0], v.loss[1], v.loss[2]];
+                        if r.iter().all(|x| x.is_finite()) {
+                            Trained { results: r, note: String::new(), train_s }
+                        } else {
+                            Trained { results: [0.0; 7], note: "non-finite validation results".into(), train_s }
+                        }
                     }
+                    None => Trained { results: [0.0; 7], note: "no validation ran".into(), train_s },
                 }
-                None => Trained { results: [0.0; 7], note: "no validation ran".into(), train_s },
-            },
-            Err(e) => Trained { results: [0.0; 7], note: format!("training failed: {e}"), train_s },
+            }
+            Err(e) => Trained { results: [0.0; 7], note: format!("training failed: {e}"), train_s: failed_s },
         }
     }
 
@@ -433,6 +438,7 @@ impl Ctx<'_> {
                         let mut data = self.data.clone();
                         let device = self.device(w);
                         loop {
+                            let start = Instant::now();
                             let (generation, hyp, changes) = {
                                 let lock = csv::lock(&self.dir)?;
                                 let table = csv::read(&self.dir.join("evolve.csv"))?;
@@ -456,7 +462,6 @@ impl Ctx<'_> {
                                 drop(lock);
                                 (generation, hyp, changes)
                             };
-                            let start = Instant::now();
                             let out = self.train(&hyp, &device, &mut data);
                             let label = generation.to_string();
                             let wall_s = start.elapsed().as_secs_f64();

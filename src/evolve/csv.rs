@@ -10,16 +10,11 @@ use crate::fsutil::{fmt_g_width, write_atomic, yaml_float};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// The 7 result columns before the hyperparameters.
-pub const METRIC_KEYS: [&str; 7] = [
-    "metrics/precision",
-    "metrics/recall",
-    "metrics/mAP_0.5",
-    "metrics/mAP_0.5:0.95",
-    "val/box_loss",
-    "val/obj_loss",
-    "val/cls_loss",
-];
+/// The 7 result columns before the hyperparameters: results.csv's metric and validation-loss columns.
+pub const METRIC_KEYS: [&str; 7] = {
+    let r = crate::train::RESULTS_COLUMNS;
+    [r[4], r[5], r[6], r[7], r[8], r[9], r[10]]
+};
 
 /// The parsed file: column names (trimmed) and complete rows.
 #[derive(Debug, Clone, PartialEq, Default)]

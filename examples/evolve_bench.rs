@@ -12,7 +12,8 @@ use yolo_lab::prelude::*;
 fn main() -> yolo_lab::Result<()> {
     let generations: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(4);
     let dir = std::env::temp_dir().join(format!("yolo-lab-evolve-bench-{}", std::process::id()));
-    let base = Trainer::new().data("shapes").cfg("yolov5n").imgsz(128).batch(16).epochs(1).cache(Cache::Ram).device("cpu");
+    let base =
+        Trainer::new().data("shapes").cfg("yolov5n").imgsz(128).batch(16).epochs(1).cache(Cache::Ram).device("cpu");
     println!("base: yolov5n, shapes (256 + 64 images), 128 px, 1 epoch, RAM cache; {generations} generations");
     let evo = Evolver::new(base.clone()).generations(generations).project(&dir).plot(false).run()?;
     let text = std::fs::read_to_string(evo.dir.join("generations.csv")).map_err(|e| yolo_lab::Error::io(&dir, e))?;
@@ -26,15 +27,27 @@ fn main() -> yolo_lab::Result<()> {
     let overhead: Vec<f64> = wall.iter().zip(&train).map(|(w, t)| w - t).collect();
     println!("generation wall time      mean {:.2} s", mean(&wall));
     println!("training + validation     mean {:.2} s", mean(&train));
-    println!("per-generation overhead   mean {:.2} s (first {:.2} s, later {:.2} s)", mean(&overhead), overhead[0], mean(&overhead[1..]));
+    println!(
+        "per-generation overhead   mean {:.2} s (first {:.2} s, later {:.2} s)",
+        mean(&overhead),
+        overhead[0],
+        mean(&overhead[1..])
+    );
     // what rebuilding the data costs each generation: scan (label cache hit) and the RAM image cache
     let t = Instant::now();
     let data = base.prepare_data()?;
     let scan = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let _loader = Loader::new(&data.train, &Hyp::default(), LoaderConfig { img_size: 128, batch: 16, cache: Cache::Ram, ..Default::default() })?;
+    let _loader = Loader::new(
+        &data.train,
+        &Hyp::default(),
+        LoaderConfig { img_size: 128, batch: 16, cache: Cache::Ram, ..Default::default() },
+    )?;
     let cache = t.elapsed().as_secs_f64();
-    println!("rebuilding the data set   {scan:.2} s scan + {cache:.2} s RAM cache = {:.2} s per generation saved", scan + cache);
+    println!(
+        "rebuilding the data set   {scan:.2} s scan + {cache:.2} s RAM cache = {:.2} s per generation saved",
+        scan + cache
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -329,9 +329,9 @@ impl Loader {
         let s = &i.samples[k];
         let img = match i.store.as_ref() {
             Store::Ram(v) => v[k].clone(),
-            Store::Encoded(v) => resize_long(&decode(&v[k], &s.image)?, i.cfg.img_size, i.cfg.augment),
-            Store::Disk(v) => resize_long(&read_npy(&v[k])?, i.cfg.img_size, i.cfg.augment),
-            Store::None => resize_long(&decode(&read(&s.image)?, &s.image)?, i.cfg.img_size, i.cfg.augment),
+            Store::Encoded(v) => resize_long(&decode(&v[k], &s.image)?, i.cfg.img_size),
+            Store::Disk(v) => resize_long(&read_npy(&v[k])?, i.cfg.img_size),
+            Store::None => resize_long(&decode(&read(&s.image)?, &s.image)?, i.cfg.img_size),
         };
         let (w, h) = (img.width() as f32, img.height() as f32);
         let boxes = s
@@ -493,7 +493,7 @@ pub fn collate(items: Vec<Item>) -> Batch {
 }
 
 /// Resize so the long side is `size` (`load_image`); dimensions rounded up as YOLOv5 does.
-fn resize_long(img: &Image, size: u32, _augment: bool) -> Image {
+fn resize_long(img: &Image, size: u32) -> Image {
     let (w, h) = (img.width(), img.height());
     let r = size as f64 / w.max(h) as f64;
     if (r - 1.0).abs() < f64::EPSILON {
@@ -557,7 +557,7 @@ fn build_store(items: &[Sample], cfg: &LoaderConfig) -> Result<(Store, u64)> {
             }
             let imgs = items
                 .par_iter()
-                .map(|s| Ok(resize_long(&decode(&read(&s.image)?, &s.image)?, cfg.img_size, cfg.augment)))
+                .map(|s| Ok(resize_long(&decode(&read(&s.image)?, &s.image)?, cfg.img_size)))
                 .collect::<Result<Vec<_>>>()?;
             let bytes = imgs.iter().map(|i| i.as_raw().len() as u64).sum();
             eprintln!("cache: {:.1} MB of decoded images in RAM", bytes as f64 / 1e6);

@@ -36,7 +36,7 @@ fi
 kdir="$venv/share/jupyter/kernels/rust"
 if [ ! -f "$kdir/kernel.json" ] || ! grep -q "$libtorch" "$kdir/kernel.json"; then
   JUPYTER_PATH="$venv/share/jupyter" JUPYTER_DATA_DIR="$venv/share/jupyter" "$evcxr_root/bin/evcxr_jupyter" --install >/dev/null
-  found=$(find "$venv/share/jupyter" "$HOME/.local/share/jupyter" -path '*kernels/rust/kernel.json' 2>/dev/null | head -1)
+  found=$( (find "$venv/share/jupyter" "$HOME/.local/share/jupyter" -path '*kernels/rust/kernel.json' 2>/dev/null || true) | head -1)
   mkdir -p "$kdir"
   [ "$found" = "$kdir/kernel.json" ] || cp -r "$(dirname "$found")"/. "$kdir"/
   "$venv/bin/python" - "$kdir/kernel.json" "$libtorch" "$evcxr_root/bin/evcxr_jupyter" <<'PY'

@@ -140,18 +140,18 @@ NOTEBOOKS = {
 ],
 }
 
-def cell(kind, src):
+def cell(kind, src, ident):
     lines = src.split("\n")
     source = [l + "\n" for l in lines[:-1]] + [lines[-1]]
     if kind == "md":
-        return {"cell_type": "markdown", "metadata": {}, "source": source}
-    return {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source}
+        return {"cell_type": "markdown", "id": ident, "metadata": {}, "source": source}
+    return {"cell_type": "code", "execution_count": None, "id": ident, "metadata": {}, "outputs": [], "source": source}
 
 def main():
     out = pathlib.Path(__file__).resolve().parent.parent / "notebooks"
     for name, cells in NOTEBOOKS.items():
         nb = {
-            "cells": [cell(k, s) for k, s in cells],
+            "cells": [cell(k, s, f"c{i:02d}") for i, (k, s) in enumerate(cells)],
             "metadata": {
                 "kernelspec": {"display_name": "Rust", "language": "rust", "name": "rust"},
                 "language_info": {"codemirror_mode": "rust", "file_extension": ".rs", "mimetype": "text/rust", "name": "Rust", "pygment_lexer": "rust", "version": ""},

@@ -54,7 +54,9 @@ def main():
     env["EVCXR_TMPDIR"] = str(CACHE / "evcxr-build")
     cfg = CACHE / "evcxr-config-quick" if quick else CACHE / "evcxr-config"
     cfg.mkdir(parents=True, exist_ok=True)
-    (cfg / "init.evcxr").write_text(f":opt {os.environ.get('EVCXR_OPT', '0' if quick else '1')}\n")
+    # evcxr.toml, not init.evcxr: commands in init.evcxr made the kernel die at startup (dlopen failed)
+    (cfg / "init.evcxr").unlink(missing_ok=True)
+    (cfg / "evcxr.toml").write_text(f"[evcxr]\nopt_level = \"{os.environ.get('EVCXR_OPT', '0' if quick else '1')}\"\n")
     env["EVCXR_CONFIG_DIR"] = str(cfg)
     pathlib.Path(env["EVCXR_TMPDIR"]).mkdir(parents=True, exist_ok=True)
     failures = []

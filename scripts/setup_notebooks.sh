@@ -15,6 +15,10 @@ EVCXR_VERSION=0.22.0
 
 "$repo/scripts/setup.sh"
 libtorch=$(readlink -f "$repo/.libtorch")
+# evcxr links cells with -Cprefer-dynamic and an $ORIGIN rpath to libstd that is one folder off for build
+# folders deeper than /tmp/x: put the toolchain's libraries on the kernel's library path as well
+sysroot=$(rustc --print sysroot)
+rustlib="$sysroot/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/lib"
 
 if [ ! -x "$venv/bin/jupyter-nbconvert" ]; then
   echo "setup_notebooks: creating $venv with nbconvert"
@@ -34,19 +38,19 @@ fi
 
 # kernel spec inside the venv (nothing is written to the home folder)
 kdir="$venv/share/jupyter/kernels/rust"
-if [ ! -f "$kdir/kernel.json" ] || ! grep -q "$libtorch" "$kdir/kernel.json"; then
+if [ ! -f "$kdir/kernel.json" ] || ! grep -q "$libtorch" "$kdir/kernel.json" || ! grep -q "$rustlib" "$kdir/kernel.json"; then
   JUPYTER_PATH="$venv/share/jupyter" JUPYTER_DATA_DIR="$venv/share/jupyter" "$evcxr_root/bin/evcxr_jupyter" --install >/dev/null
   found=$( (find "$venv/share/jupyter" "$HOME/.local/share/jupyter" -path '*kernels/rust/kernel.json' 2>/dev/null || true) | head -1)
   mkdir -p "$kdir"
   [ "$found" = "$kdir/kernel.json" ] || cp -r "$(dirname "$found")"/. "$kdir"/
-  "$venv/bin/python" - "$kdir/kernel.json" "$libtorch" "$evcxr_root/bin/evcxr_jupyter" <<'PY'
+  "$venv/bin/python" - "$kdir/kernel.json" "$libtorch" "$evcxr_root/bin/evcxr_jupyter" "$rustlib" <<'PY'
 import json, sys
-path, libtorch, exe = sys.argv[1:]
+path, libtorch, exe, rustlib = sys.argv[1:]
 spec = json.load(open(path))
 spec["argv"][0] = exe
 spec["env"] = {
     "LIBTORCH": libtorch,
-    "LD_LIBRARY_PATH": libtorch + "/lib",
+    "LD_LIBRARY_PATH": libtorch + "/lib:" + rustlib,
     "OMP_WAIT_POLICY": "PASSIVE",
 }
 json.dump(spec, open(path, "w"), indent=1)

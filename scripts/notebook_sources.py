@@ -21,7 +21,7 @@ NOTEBOOKS = {
 ("md", "## The data\n\n`shapes` is generated on first use (circles, rectangles and triangles on varied backgrounds; "
        "3 classes) so that everything here runs without downloads. Scanning verifies every image and label the way "
        "YOLOv5 does and caches the result."),
-("code", 'let quick = std::env::var("YOLO_LAB_QUICK").is_ok();\nlet ds = Dataset::named(if quick { "shapes-tiny" } else { "shapes" }).unwrap();\nlet train = ds.scan(Split::Train).unwrap();\nlet val = ds.scan(Split::Val).unwrap();\nformat!("{}\\n{}", train.report, val.report)'),
+("code", 'let quick = std::env::var("YOLO_LAB_QUICK").is_ok();\nlet ds = Dataset::named(if quick { "shapes-tiny" } else { "shapes" }).unwrap();\nlet train = ds.scan(Split::Train).unwrap();\nlet val = ds.scan(Split::Val).unwrap();\nprintln!("{}\\n{}", train.report, val.report);'),
 ("md", "A training batch as the loader builds it: 4-image mosaics, random perspective, HSV jitter and flips, "
        "each drawn from `hyp.scratch-low.yaml`. The boxes are the targets the loss sees."),
 ("code", 'let loader = Loader::new(&train, &Hyp::load("scratch-low").unwrap(), LoaderConfig { img_size: 320, batch: 8, workers: 0, ..Default::default() }).unwrap();\nlet batch = loader.batch(0, 0).unwrap();\nlet grid = yolo_lab::data::batch_grid(&batch);\nFigure { png: yolo_lab::data::png_bytes(&grid), width: grid.width(), height: grid.height(), title: "training batch".into() }'),
@@ -49,7 +49,7 @@ NOTEBOOKS = {
 ("md", "## 1. Initialise hyperparameters\n\nEvolution starts from a hyp file. Here it is YOLOv5's default for training "
        "small models from scratch. Every value is a gene; `anchors` is added (3 per level) so that anchor counts "
        "can evolve too."),
-("code", 'let hyp = Hyp::load("scratch-low").unwrap();\nhyp.to_yaml_string()'),
+("code", 'let hyp = Hyp::load("scratch-low").unwrap();\nprint!("{}", hyp.to_yaml_string());'),
 ("md", "## 2. Define fitness\n\nFitness is what the evolution maximises. YOLOv5's choice is `0.1·mAP@0.5 + 0.9·mAP@0.5:0.95`: "
        "mostly the stricter metric, because it rewards well-placed boxes. `.fitness([..])` changes the weights, "
        "`.fitness_fn(..)` takes any function of the 7 results."),
@@ -58,7 +58,7 @@ NOTEBOOKS = {
        "each gene by a random factor (probability 0.8, sigma 0.2, clipped to ×0.3…×3), clamps to the limits of "
        "the search space, trains, and appends a row to `evolve.csv`. The file is the whole state: a stopped "
        "evolution resumes from it. Real evolutions use 300 generations of the full scenario; this one is tiny."),
-("code", 'let quick = std::env::var("YOLO_LAB_QUICK").is_ok();\nlet base = Trainer::new().data(if quick { "shapes-tiny" } else { "shapes" }).cfg("yolov5n").imgsz(if quick { 64 } else { 160 }).batch(16).epochs(if quick { 1 } else { 3 });\nlet evo = Evolver::new(base)\n    .generations(if quick { 2 } else { 12 })\n    .space(|s| s.fix("anchors"))\n    .seed(0)\n    .project("runs/nb02")\n    .name("evolve")\n    .run()\n    .unwrap();\nevo.to_string()'),
+("code", 'let quick = std::env::var("YOLO_LAB_QUICK").is_ok();\nlet base = Trainer::new().data(if quick { "shapes-tiny" } else { "shapes" }).cfg("yolov5n").imgsz(if quick { 64 } else { 160 }).batch(16).epochs(if quick { 1 } else { 3 });\nlet evo = Evolver::new(base)\n    .generations(if quick { 2 } else { 12 })\n    .space(|s| s.fix("anchors"))\n    .seed(0)\n    .project("runs/nb02")\n    .name("evolve")\n    .run()\n    .unwrap();\nprintln!("{evo}");'),
 ("md", "## 4. Visualise\n\nYOLOv5's `evolve.png`: one panel per hyperparameter, its value against fitness; colour shows "
        "how many generations landed there, the cross marks the best. A vertical line means the gene never moved "
        "(gain 0, or a value of 0 that multiplication cannot move)."),
@@ -75,7 +75,7 @@ NOTEBOOKS = {
 ("code", 'let r = EvolveResults::load("data/yolov5-evolve-sample/evolve.csv").unwrap();\nr'),
 ("md", "## polars queries\n\nThe ten fittest rows, and the rows where mosaic was below 0.5:"),
 ("code", 'use yolo_lab::polars::prelude::*;\nlet df = r.df().unwrap();\nlet best10 = df.sort(["fitness"], SortMultipleOptions::default().with_order_descending(true)).unwrap().head(Some(10));\nTable(best10.select(["generation", "fitness", "metrics/mAP_0.5", "mosaic", "mixup", "scale"]).unwrap())'),
-("code", 'let low_mosaic = df.filter(&df.column("mosaic").unwrap().as_materialized_series().lt(0.5).unwrap()).unwrap();\nformat!("{} of {} rows have mosaic < 0.5; their mean fitness is {:.5} against {:.5} overall", low_mosaic.height(), df.height(), low_mosaic.column("fitness").unwrap().f64().unwrap().mean().unwrap(), df.column("fitness").unwrap().f64().unwrap().mean().unwrap())'),
+("code", 'let low_mosaic = df.filter(&df.column("mosaic").unwrap().as_materialized_series().lt(0.5).unwrap()).unwrap();\nprintln!("{} of {} rows have mosaic < 0.5; their mean fitness is {:.5} against {:.5} overall", low_mosaic.height(), df.height(), low_mosaic.column("fitness").unwrap().f64().unwrap().mean().unwrap(), df.column("fitness").unwrap().f64().unwrap().mean().unwrap());'),
 ("md", "## Per-hyperparameter summary\n\nBest value, mean, spread, and whether the gene ever changed."),
 ("code", 'Table(r.summary().unwrap())'),
 ("md", "## Which hyperparameters matter?\n\nSpearman's ρ measures monotone effects (more mosaic → better). Evolution "
@@ -87,7 +87,7 @@ NOTEBOOKS = {
 ("code", 'r.plot_evolve().unwrap()'),
 ("code", 'r.plot_parallel(15).unwrap()'),
 ("md", "## Export the best hyperparameters\n\nThe same `hyp_evolve.yaml` YOLOv5 writes, ready for `Trainer::hyp(path)`."),
-("code", 'std::fs::create_dir_all("runs/nb03").unwrap();\nr.save_best_yaml("runs/nb03/hyp_evolve.yaml").unwrap();\nstd::fs::read_to_string("runs/nb03/hyp_evolve.yaml").unwrap()'),
+("code", 'std::fs::create_dir_all("runs/nb03").unwrap();\nr.save_best_yaml("runs/nb03/hyp_evolve.yaml").unwrap();\nprint!("{}", std::fs::read_to_string("runs/nb03/hyp_evolve.yaml").unwrap());'),
 ],
 "04-freeze-transfer-learning": [
 ("md", "# Freezing layers for transfer learning\n\nYOLOv5's tutorial fine-tunes yolov5m from COCO weights on Pascal "
@@ -98,7 +98,7 @@ NOTEBOOKS = {
        "*different* shapes set (`shapes-alt`: smaller objects, other colours and backgrounds).\n\n" + DEP_NOTE),
 ("code", DEP),
 ("md", "## Pretraining\n\nThe source task. Its best weights play the role of the COCO checkpoint."),
-("code", 'let quick = std::env::var("YOLO_LAB_QUICK").is_ok();\nlet (size, pre_epochs, epochs) = if quick { (64, 1, 1) } else { (160, 20, 12) };\nlet pre = Trainer::new().data(if quick { "shapes-tiny" } else { "shapes" }).cfg("yolov5n").imgsz(size).batch(16).epochs(pre_epochs).project("runs/nb04").name("pretrain").exist_ok(true).progress(ProgressMode::Quiet);\nlet pretrained = match std::path::Path::new("runs/nb04/pretrain/weights/best.safetensors") { p if p.is_file() && !quick => p.to_path_buf(), _ => pre.fit().unwrap().best_weights.unwrap() };\npretrained.display().to_string()'),
+("code", 'let quick = std::env::var("YOLO_LAB_QUICK").is_ok();\nlet (size, pre_epochs, epochs) = if quick { (64, 1, 1) } else { (160, 20, 12) };\nlet pre = Trainer::new().data(if quick { "shapes-tiny" } else { "shapes" }).cfg("yolov5n").imgsz(size).batch(16).epochs(pre_epochs).project("runs/nb04").name("pretrain").exist_ok(true).progress(ProgressMode::Quiet);\nlet pretrained = match std::path::Path::new("runs/nb04/pretrain/weights/best.safetensors") { p if p.is_file() && !quick => p.to_path_buf(), _ => pre.fit().unwrap().best_weights.unwrap() };\nprintln!("pretrained weights: {}", pretrained.display());'),
 ("md", "## The study\n\nSame data, seed and epochs for every variant; only the frozen modules differ. Frozen "
        "parameters get no gradient, but their BatchNorm statistics keep updating, as in YOLOv5. Finished variants "
        "are loaded from their folders instead of retrained, so re-running this cell is cheap."),
@@ -136,7 +136,7 @@ NOTEBOOKS = {
        "of detection layers, the number of classes and the image size, as this table shows for shapes at 320 px. "
        "`cls_pw`, `obj_pw` weigh positives inside the BCE terms, `fl_gamma > 0` turns on focal loss, `anchor_t` "
        "is how different a box may be from an anchor and still be assigned to it."),
-("code", 'let h = Hyp::load("scratch-low").unwrap();\nlet c = yolo_lab::loss::LossConfig::from_hyp(&h, 3, 3, 320, 0.0);\nformat!("box {} -> {}\\ncls {} -> {} (x nc/80)\\nobj {} -> {} (x (320/640)^2)", h.box_, c.box_gain, h.cls, c.cls_gain, h.obj, c.obj_gain)'),
+("code", 'let h = Hyp::load("scratch-low").unwrap();\nlet c = yolo_lab::loss::LossConfig::from_hyp(&h, 3, 3, 320, 0.0);\nprintln!("box {} -> {}\\ncls {} -> {} (x nc/80)\\nobj {} -> {} (x (320/640)^2)", h.box_, c.box_gain, h.cls, c.cls_gain, h.obj, c.obj_gain);'),
 ],
 }
 

@@ -24,7 +24,7 @@ NOTEBOOKS = {
 ("code", 'let quick = std::env::var("YOLO_LAB_QUICK").is_ok();\nlet ds = Dataset::named(if quick { "shapes-tiny" } else { "shapes" }).unwrap();\nlet train = ds.scan(Split::Train).unwrap();\nlet val = ds.scan(Split::Val).unwrap();\nprintln!("{}\\n{}", train.report, val.report);'),
 ("md", "A training batch as the loader builds it: 4-image mosaics, random perspective, HSV jitter and flips, "
        "each drawn from `hyp.scratch-low.yaml`. The boxes are the targets the loss sees."),
-("code", 'let loader = Loader::new(&train, &Hyp::load("scratch-low").unwrap(), LoaderConfig { img_size: 320, batch: 8, workers: 0, ..Default::default() }).unwrap();\nlet batch = loader.batch(0, 0).unwrap();\nlet grid = yolo_lab::data::batch_grid(&batch);\nFigure { png: yolo_lab::data::png_bytes(&grid), width: grid.width(), height: grid.height(), title: "training batch".into() }'),
+("code", 'let loader = Loader::new(&train, &Hyp::load("scratch-low").unwrap(), LoaderConfig { img_size: 320, batch: 8, workers: 0, ..Default::default() }).unwrap();\nlet batch = loader.batch(0, 0).unwrap();\nlet grid: yolo_lab::data::Image = yolo_lab::data::batch_grid(&batch);\nFigure { png: yolo_lab::data::png_bytes(&grid), width: grid.width(), height: grid.height(), title: "training batch".into() }'),
 ("md", "## The model\n\nyolov5n with 3 classes. The table is YOLOv5's: module index, inputs, repeats, parameters. The "
        "names of the variables are PyTorch's `state_dict` names, so `freeze(10)` means the same modules as "
        "`train.py --freeze 10`."),
@@ -114,20 +114,23 @@ NOTEBOOKS = {
 ("md", "# What each hyperparameter does\n\nA tour of YOLOv5's hyperparameters with pictures: the augmentations "
        "applied to real training images, the learning-rate schedule, and the loss gains.\n\n" + DEP_NOTE),
 ("code", DEP),
-("code", 'let ds = Dataset::named("shapes-tiny").unwrap();\nlet train = ds.scan(Split::Train).unwrap();\nlet show = |hyp: &Hyp, title: &str| -> Figure {\n    let loader = Loader::new(&train, hyp, LoaderConfig { img_size: 128, batch: 4, workers: 0, ..Default::default() }).unwrap();\n    let items: Vec<_> = (0..4).map(|k| loader.item(k, 0).unwrap()).collect();\n    let imgs: Vec<_> = items.iter().map(|i| { let mut im = i.image.clone(); for l in &i.labels { let (w, h) = (im.width() as f32, im.height() as f32); yolo_lab::data::draw_box(&mut im, [(l[1] - l[3] / 2.0) * w, (l[2] - l[4] / 2.0) * h, (l[1] + l[3] / 2.0) * w, (l[2] + l[4] / 2.0) * h], yolo_lab::data::class_colour(l[0] as usize), 1); } im }).collect();\n    yolo_lab::plots::image_grid(&imgs, &vec![title.to_string(); 4], 4).unwrap()\n};\nlet none = Hyp::load("no-augmentation").unwrap();\nshow(&none, "no augmentation")'),
+("md", "`show` draws four training images as the loader augments them with a given hyp, boxes included. "
+       "(Notebook functions are `fn` items: evcxr keeps those across cells, closures it cannot.)"),
+("code", 'fn show(train: &Samples, hyp: &Hyp, title: &str) -> Figure {\n    let loader = Loader::new(train, hyp, LoaderConfig { img_size: 128, batch: 4, workers: 0, ..Default::default() }).unwrap();\n    let mut imgs = Vec::new();\n    for k in 0..4 {\n        let item = loader.item(k, 0).unwrap();\n        let mut im = item.image.clone();\n        let (w, h) = (im.width() as f32, im.height() as f32);\n        for l in &item.labels {\n            let b = [(l[1] - l[3] / 2.0) * w, (l[2] - l[4] / 2.0) * h, (l[1] + l[3] / 2.0) * w, (l[2] + l[4] / 2.0) * h];\n            yolo_lab::data::draw_box(&mut im, b, yolo_lab::data::class_colour(l[0] as usize), 1);\n        }\n        imgs.push(im);\n    }\n    yolo_lab::plots::image_grid(&imgs, &vec![title.to_string(); 4], 4).unwrap()\n}'),
+("code", 'let ds = Dataset::named("shapes-tiny").unwrap();\nlet train = ds.scan(Split::Train).unwrap();\nlet none = Hyp::load("no-augmentation").unwrap();\nshow(&train, &none, "no augmentation")'),
 ("md", "## Mosaic\n\n`mosaic` is the probability of stitching 4 images around a random centre. The model sees objects "
        "at more scales and positions, cut at image borders, with more objects per image. It is the strongest "
        "augmentation of YOLOv5."),
-("code", 'let mut h = none.clone();\nh.set("mosaic", 1.0).unwrap();\nshow(&h, "mosaic 1.0")'),
+("code", 'let mut h = none.clone();\nh.set("mosaic", 1.0).unwrap();\nshow(&train, &h, "mosaic 1.0")'),
 ("md", "## HSV\n\n`hsv_h`, `hsv_s`, `hsv_v` jitter hue, saturation and brightness by random gains up to ± the value. "
        "Colour is rarely what defines a class, so this teaches the model to ignore it."),
-("code", 'let mut h = none.clone();\nfor (k, v) in [("hsv_h", 0.1), ("hsv_s", 0.9), ("hsv_v", 0.9)] { h.set(k, v).unwrap(); }\nshow(&h, "strong HSV")'),
+("code", 'let mut h = none.clone();\nfor (k, v) in [("hsv_h", 0.1), ("hsv_s", 0.9), ("hsv_v", 0.9)] { h.set(k, v).unwrap(); }\nshow(&train, &h, "strong HSV")'),
 ("md", "## Geometry: perspective\n\n`degrees`, `translate`, `scale`, `shear`, `perspective` form one random "
        "transform; boxes follow their corners and are dropped when too small or mostly cut away."),
-("code", 'let mut h = none.clone();\nfor (k, v) in [("degrees", 30.0), ("translate", 0.2), ("scale", 0.5), ("shear", 10.0), ("perspective", 0.0005)] { h.set(k, v).unwrap(); }\nshow(&h, "rotate, shift, zoom, shear")'),
+("code", 'let mut h = none.clone();\nfor (k, v) in [("degrees", 30.0), ("translate", 0.2), ("scale", 0.5), ("shear", 10.0), ("perspective", 0.0005)] { h.set(k, v).unwrap(); }\nshow(&train, &h, "rotate, shift, zoom, shear")'),
 ("md", "## Flips\n\n`fliplr` and `flipud` are probabilities. Left-right flips are safe for most scenes; up-down "
        "flips only where there is no natural 'up' (aerial images, microscopy)."),
-("code", 'let mut h = none.clone();\nh.set("fliplr", 1.0).unwrap();\nh.set("flipud", 1.0).unwrap();\nshow(&h, "both flips")'),
+("code", 'let mut h = none.clone();\nh.set("fliplr", 1.0).unwrap();\nh.set("flipud", 1.0).unwrap();\nshow(&train, &h, "both flips")'),
 ("md", "## The learning-rate schedule\n\nDuring warmup (`warmup_epochs`, at least 100 iterations) the bias learning rate "
        "falls from `warmup_bias_lr` while the others rise from 0, and momentum rises from `warmup_momentum`. Then "
        "the rate decays linearly to `lr0·lrf` (or along a cosine with `cos_lr`)."),

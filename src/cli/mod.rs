@@ -97,7 +97,32 @@ fn demo(a: &DemoArgs) -> anyhow::Result<()> {
     println!("{}\n", EnvReport::collect());
     let args =
         DataArgs { data: "shapes".into(), hyp: "scratch-low".into(), img: 320, batch: 16, seed: 0, out: a.out.clone() };
-    data_summary(&args)
+    data_summary(&args)?;
+    println!("\n{}\n", yolo_lab::model::Yolo::new("yolov5n", Some(3), tch::Device::Cpu)?.summary(320));
+    let run = Trainer::new()
+        .data("shapes")
+        .cfg("yolov5n")
+        .hyp("scratch-low")
+        .imgsz(320)
+        .batch(16)
+        .epochs(a.epochs)
+        .project(a.out.clone())
+        .name("train")
+        .exist_ok(true)
+        .fit()?;
+    println!("\n{}", yolo_lab::train::results::to_csv(&run.rows));
+    yolo_lab::plots::plot_results(run.results_csv())?.save(run.dir.join("results.png"))?;
+    println!("run folder: {} (results.png drawn)\n", run.dir.display());
+    // a short evolution of the same scenario at a tiny size: a few generations of one epoch each
+    let base = Trainer::new().data("shapes").cfg("yolov5n").hyp("scratch-low").imgsz(128).batch(16).epochs(1);
+    let mut evolver = Evolver::new(base).generations(a.generations).project(a.out.clone()).name("evolve").seed(0);
+    if a.out.join("evolve/evolve.csv").is_file() {
+        evolver = evolver.resume(); // a second `make demo` continues the same evolution instead of starting evolve2
+    }
+    let evo = evolver.run()?;
+    println!("{evo}");
+    println!("{}", evo.results()?.summary()?);
+    Ok(())
 }
 
 /// The one conversion from flags to the library's builder.

@@ -37,6 +37,17 @@
 //! # Ok::<(), yolo_lab::Error>(())
 //! ```
 
+/// By-value, never-failing builder setters: `setters! { Type; /// doc\n field: ArgType => |v| expr; ... }`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! setters {
+    ($ty:ty; $($(#[$doc:meta])* $name:ident: $t:ty => |$v:ident| $e:expr;)*) => {
+        impl $ty {
+            $($(#[$doc])* pub fn $name(mut self, $v: $t) -> Self { self.$name = $e; self })*
+        }
+    };
+}
+
 pub mod data;
 pub mod display;
 pub mod error;

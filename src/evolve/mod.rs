@@ -108,6 +108,27 @@ pub struct Evolver {
     pub plot: bool,
 }
 
+crate::setters! { Evolver;
+    /// Generations (see the field).
+    generations: usize => |v| v;
+    /// Algorithm.
+    algorithm: Ga => |v| v;
+    /// Parent combination (classic GA).
+    parent: Parent => |v| v;
+    /// Mutation seed.
+    seed: u64 => |v| v;
+    /// Worker threads.
+    workers: usize => |v| v;
+    /// Parent folder.
+    project: impl Into<PathBuf> => |v| v.into();
+    /// Folder name.
+    name: impl Into<String> => |v| v.into();
+    /// Let zero-valued hyperparameters move.
+    evolve_zeros: bool => |v| v;
+    /// Draw evolve.png at the end.
+    plot: bool => |v| v;
+}
+
 impl Evolver {
     /// Evolve the hyperparameters of `base`.
     pub fn new(base: Trainer) -> Self {
@@ -129,21 +150,6 @@ impl Evolver {
         }
     }
 
-    /// Generations (see the field).
-    pub fn generations(mut self, n: usize) -> Self {
-        self.generations = n;
-        self
-    }
-    /// Algorithm.
-    pub fn algorithm(mut self, a: Ga) -> Self {
-        self.algorithm = a;
-        self
-    }
-    /// Parent combination (classic GA).
-    pub fn parent(mut self, p: Parent) -> Self {
-        self.parent = p;
-        self
-    }
     /// Change the search space: `.space(|s| s.fix("fliplr").bounds("lr0", 1e-4, 0.05).gain("momentum", 0.3))`.
     pub fn space(mut self, f: impl FnOnce(Space) -> Space) -> Self {
         self.space = f(self.space);
@@ -159,44 +165,14 @@ impl Evolver {
         self.fitness = Fitness::Function(Arc::new(f));
         self
     }
-    /// Mutation seed.
-    pub fn seed(mut self, s: u64) -> Self {
-        self.seed = s;
-        self
-    }
-    /// Worker threads.
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n;
-        self
-    }
     /// Devices for the workers.
     pub fn devices<S: Into<String>>(mut self, d: impl IntoIterator<Item = S>) -> Self {
         self.devices = d.into_iter().map(Into::into).collect();
         self
     }
-    /// Parent folder.
-    pub fn project(mut self, p: impl Into<PathBuf>) -> Self {
-        self.project = p.into();
-        self
-    }
-    /// Folder name.
-    pub fn name(mut self, n: impl Into<String>) -> Self {
-        self.name = n.into();
-        self
-    }
     /// Continue the evolution in `project/name`.
     pub fn resume(mut self) -> Self {
         self.resume = true;
-        self
-    }
-    /// Let zero-valued hyperparameters move.
-    pub fn evolve_zeros(mut self, on: bool) -> Self {
-        self.evolve_zeros = on;
-        self
-    }
-    /// Draw evolve.png at the end.
-    pub fn plot(mut self, on: bool) -> Self {
-        self.plot = on;
         self
     }
 

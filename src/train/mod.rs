@@ -352,15 +352,7 @@ impl Default for Trainer {
     }
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $t:ty => |$v:ident| $e:expr;)*) => {
-        impl Trainer {
-            $($(#[$doc])* pub fn $name(mut self, $v: $t) -> Self { self.$name = $e; self })*
-        }
-    };
-}
-
-setters! {
+crate::setters! { Trainer;
     /// Data set: registry name, data yaml path or [`Dataset`].
     data: impl Into<DataSource> => |v| v.into();
     /// Model config name or yaml path.

@@ -33,10 +33,12 @@ notebooks-full: setup
 	scripts/setup_notebooks.sh
 	scripts/run_notebooks.py --write
 
-# JupyterLab with the Rust kernel, opened on notebooks/
+# JupyterLab with the Rust kernel, opened on notebooks/ (LAB_ARGS="--no-browser --port 8890" on a remote machine)
+LAB_ARGS ?=
 lab: setup
 	scripts/setup_notebooks.sh lab
-	cd notebooks && JUPYTER_PATH=$(NOTEBOOK_CACHE)/venv/share/jupyter EVCXR_TMPDIR=$(NOTEBOOK_CACHE)/evcxr-build $(NOTEBOOK_CACHE)/venv/bin/jupyter lab
+	cd notebooks && JUPYTER_PATH=$(NOTEBOOK_CACHE)/venv/share/jupyter EVCXR_TMPDIR=$(NOTEBOOK_CACHE)/evcxr-build \
+		EVCXR_CONFIG_DIR=$(NOTEBOOK_CACHE)/evcxr-config $(NOTEBOOK_CACHE)/venv/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 lint: setup
 	$(CARGO) fmt --check

@@ -36,6 +36,13 @@ if [ ! -x "$evcxr_root/bin/evcxr_jupyter" ]; then
   cargo install evcxr_jupyter --locked --version "$EVCXR_VERSION" --root "$evcxr_root" --quiet
 fi
 
+# evcxr settings for `make lab` and the full notebook runs: cells and dependencies at opt-level 1 (trains several
+# times faster than 0, builds faster than evcxr's default 2); run_notebooks.py rewrites it with EVCXR_OPT
+if [ ! -f "$cache/evcxr-config/evcxr.toml" ]; then
+  mkdir -p "$cache/evcxr-config"
+  printf '[evcxr]\nopt_level = "1"\n' > "$cache/evcxr-config/evcxr.toml"
+fi
+
 # kernel spec inside the venv (nothing is written to the home folder)
 kdir="$venv/share/jupyter/kernels/rust"
 if [ ! -f "$kdir/kernel.json" ] || ! grep -q "$libtorch" "$kdir/kernel.json" || ! grep -q "$rustlib" "$kdir/kernel.json"; then

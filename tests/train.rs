@@ -176,6 +176,38 @@ fn freezing_keeps_frozen_tensors_bit_identical() {
 }
 
 #[test]
+fn staged_schedule_trains_in_every_stage_and_resumes_exactly() {
+    // seed 003's schedule: all layers, then the backbone frozen on half the images, then frozen at lr x 0.1;
+    // the half-data stage has fewer batches per epoch, which must not stall the optimizer's step counter
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut hyp = Hyp::default();
+    hyp.set("lr0", 1.0).unwrap();
+    let staged = |d: &Path| {
+        tiny(d).hyp(hyp.clone()).noautoanchor(true).freeze_schedule(FreezeSchedule::seed003(1, 1, 1, Freeze::Backbone))
+    };
+    let straight = staged(a.path()).fit().unwrap();
+    assert_eq!(straight.rows.len(), 3);
+    let mut snapshots = Vec::new();
+    let mut dir = None;
+    for _ in 0..3 {
+        let t = staged(b.path()).interrupt_after(1);
+        let run = match &dir {
+            None => t.fit().unwrap(),
+            Some(d) => t.resume(d).fit().unwrap(),
+        };
+        snapshots.push(tensors(&run.dir.join("weights/last.safetensors")));
+        dir = Some(run.dir);
+    }
+    let (head, backbone) = ("train.model.24.m.0.weight", "train.model.0.conv.weight");
+    for w in snapshots.windows(2) {
+        assert!(!w[0][head].equal(&w[1][head]), "the Detect head did not train in a stage");
+        assert!(w[0][backbone].equal(&w[1][backbone]), "the backbone changed while frozen");
+    }
+    let csv = |d: &Path| std::fs::read_to_string(d.join("results.csv")).unwrap();
+    assert_eq!(csv(dir.as_ref().unwrap()), csv(&straight.dir), "resumed schedule = uninterrupted schedule");
+}
+
+#[test]
 fn nan_loss_stops_with_a_clear_error_and_keeps_files() {
     let dir = tempfile::tempdir().unwrap();
     let first = tiny(dir.path()).epochs(3).interrupt_after(1).fit().unwrap();

@@ -394,6 +394,17 @@ impl<'a> Run<'a> {
         ));
     }
 
+    /// Batches in an epoch: the whole training set, or the stage's subset under a freeze schedule.
+    fn batches_in(&self, epoch: usize) -> usize {
+        let batch = self.train_loader.config().batch;
+        match &self.t.freeze_schedule {
+            Some(s) if s.stage(epoch).data_fraction < 1.0 => {
+                stage_images(self.data.train.items.len(), s.stage(epoch).data_fraction).div_ceil(batch)
+            }
+            _ => self.train_loader.len(),
+        }
+    }
+
     fn lf(&self, epoch: usize) -> f64 {
         lr_factor(epoch as f64, self.epochs, self.hyp.lrf, self.t.cos_lr)
     }
@@ -428,6 +439,9 @@ impl<'a> Run<'a> {
             self.device,
             self.dir.display()
         ));
+        // global iteration counter (YOLOv5's ni); epochs of a staged schedule can have fewer batches, so it is
+        // summed rather than computed as epoch × batches
+        let mut ni_base: usize = (0..self.start_epoch).map(|e| self.batches_in(e)).sum();
         for epoch in self.start_epoch..self.epochs {
             // staged freezing: switch freeze set, data subset and lr scale at stage boundaries
             let mut lr_scale = 1.0;
@@ -440,7 +454,7 @@ impl<'a> Run<'a> {
                     loader = if st.data_fraction < 1.0 {
                         let mut rng = rng_for(&[t.seed, 11, epoch as u64]);
                         let mut items = self.data.train.clone();
-                        let keep = ((items.items.len() as f64 * st.data_fraction).round() as usize).max(1);
+                        let keep = stage_images(items.items.len(), st.data_fraction);
                         let mut idx: Vec<usize> = (0..items.items.len()).collect();
                         rand::seq::SliceRandom::shuffle(idx.as_mut_slice(), &mut rng);
                         idx.truncate(keep);
@@ -466,7 +480,7 @@ impl<'a> Run<'a> {
             let mut ms_rng = rng_for(&[t.seed, 13, epoch as u64]);
             for (i, batch) in loader.epoch(epoch as u64).enumerate() {
                 let batch = batch?;
-                let ni = i + nb * epoch;
+                let ni = ni_base + i;
                 let mut imgs = batch.images.to_device(self.device).to_kind(Kind::Float) / 255.0;
                 let targets = batch.targets.to_device(self.device);
                 if ni <= nw {
@@ -547,6 +561,7 @@ impl<'a> Run<'a> {
                     break;
                 }
             }
+            ni_base += nb;
             train_seconds += epoch_start.elapsed().as_secs_f64();
             let lr: [f64; 3] = std::array::from_fn(|j| self.opt.groups[j].lr);
             // scheduler.step()
@@ -783,4 +798,9 @@ fn opt_yaml(t: &Trainer, ds: &Dataset, imgsz: i64) -> String {
         t.patience,
         t.seed
     )
+}
+
+/// Images a schedule stage trains on: `fraction` of `n`, at least one.
+fn stage_images(n: usize, fraction: f64) -> usize {
+    ((n as f64 * fraction).round() as usize).max(1)
 }

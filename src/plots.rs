@@ -412,6 +412,7 @@ pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f6
             .x_desc(x_desc)
             .y_desc(y_desc)
             .label_style(("sans-serif", 12))
+            .x_label_formatter(&|v| fmt_g(*v, 4))
             .y_label_formatter(&|v| fmt_g(*v, 3))
             .draw()
             .map_err(plot_err)?;
@@ -425,6 +426,7 @@ pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f6
         }
         chart
             .configure_series_labels()
+            .position(emptiest_corner(series, xr, yr))
             .border_style(BLACK)
             .background_style(WHITE.mix(0.85))
             .label_font(("sans-serif", 12))
@@ -432,6 +434,22 @@ pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f6
             .map_err(plot_err)?;
         Ok(())
     })
+}
+
+/// Where a legend covers the fewest points: the corner (a third of each axis) holding the fewest.
+fn emptiest_corner(series: &[(String, Vec<(f64, f64)>)], xr: (f64, f64), yr: (f64, f64)) -> SeriesLabelPosition {
+    let frac = |v: f64, r: (f64, f64)| (v - r.0) / (r.1 - r.0).max(1e-12);
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let count = |right: bool, upper: bool| {
+        let side = |f: f64, high: bool| if high { f > 2.0 / 3.0 } else { f < 1.0 / 3.0 };
+        series.iter().flat_map(|s| &s.1).filter(|p| side(frac(p.0, xr), right) && side(frac(p.1, yr), upper)).count()
+    };
+    corners.into_iter().min_by_key(|c| count(c.1, c.2)).map(|c| c.0).unwrap_or(SeriesLabelPosition::UpperRight)
 }
 
 /// A grid of images with captions (augmentation previews, detections).

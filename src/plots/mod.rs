@@ -9,7 +9,10 @@ use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 use std::path::Path;
 
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+mod canvas;
+use canvas::Canvas;
+
+pub(crate) static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static FONT_ONCE: std::sync::Once = std::sync::Once::new();
 
 fn ensure_font() {
@@ -57,12 +60,12 @@ fn render(
     width: u32,
     height: u32,
     title: &str,
-    f: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
+    f: impl FnOnce(&DrawingArea<Canvas<'_>, plotters::coord::Shift>) -> Result<()>,
 ) -> Result<Figure> {
     ensure_font();
     let mut buf = vec![255u8; (width * height * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        let root = Canvas(BitMapBackend::with_buffer(&mut buf, (width, height))).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         f(&root)?;
         root.present().map_err(plot_err)?;
@@ -471,7 +474,7 @@ pub fn image_grid(images: &[crate::data::Image], captions: &[String], cols: usiz
     ensure_font();
     let mut buf = canvas.into_raw();
     {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let root = Canvas(BitMapBackend::with_buffer(&mut buf, (w, h))).into_drawing_area();
         for (k, c) in captions.iter().enumerate().take(images.len()) {
             let (x, y) = ((k % cols) as i32 * cw as i32 + 4, (k / cols) as i32 * (ch + cap) as i32 + 3);
             root.draw(&Text::new(c.clone(), (x, y), ("sans-serif", 15).into_font().color(&BLACK))).map_err(plot_err)?;

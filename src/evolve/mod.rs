@@ -286,7 +286,6 @@ struct Ctx<'a> {
 /// What [`Ctx::record`] writes for one generation.
 struct Generation<'a> {
     label: &'a str,
-    seed: u64,
     worker: usize,
     device: &'a str,
     hyp: &'a Hyp,
@@ -346,7 +345,7 @@ impl Ctx<'_> {
 
     /// Append a generation's row and side-file line, rewrite hyp_evolve.yaml, print the summary line.
     fn record(&self, g: Generation<'_>) -> Result<usize> {
-        let Generation { label: gen_label, seed, worker, device, hyp, out, wall_s, changes } = g;
+        let Generation { label: gen_label, worker, device, hyp, out, wall_s, changes } = g;
         let fit = self.evo.fitness_closure();
         let lock = csv::lock(&self.dir)?;
         let pairs: Vec<(String, f64)> = hyp.iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -357,7 +356,7 @@ impl Ctx<'_> {
         let fields = [
             (rows - 1).to_string(),
             gen_label.to_string(),
-            seed.to_string(),
+            self.evo.seed.to_string(),
             worker.to_string(),
             if device.is_empty() { "auto".into() } else { device.to_string() },
             format!("{f:.6}"),
@@ -443,7 +442,6 @@ impl Ctx<'_> {
                             let wall_s = start.elapsed().as_secs_f64();
                             let res = self.record(Generation {
                                 label: &label,
-                                seed: self.evo.seed,
                                 worker: w,
                                 device: &device,
                                 hyp: &hyp,
@@ -528,7 +526,6 @@ impl Ctx<'_> {
                                 let wall_s = start.elapsed().as_secs_f64();
                                 self.record(Generation {
                                     label: &label,
-                                    seed: self.evo.seed,
                                     worker: w,
                                     device: &device,
                                     hyp: &hyp,

@@ -12,8 +12,6 @@ use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind};
 use std::sync::OnceLock;
 
-type Res = Result<(), DrawingErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>>;
-
 /// An RGB buffer to draw on (see the module docs).
 pub(crate) struct Canvas<'a>(pub BitMapBackend<'a>);
 
@@ -132,7 +130,7 @@ impl<'a> DrawingBackend for Canvas<'a> {
             VPos::Bottom => -height,
         };
         let transform = style.transform();
-        let mut result: Res = Ok(());
+        let mut result: Result<(), DrawingErrorKind<Self::ErrorType>> = Ok(());
         rasterise(text, style.size() as f32, |x, y, a| {
             if result.is_ok() && a > 0.0 {
                 let (tx, ty) = transform.transform(x + dx - min_x, y + dy - min_y);

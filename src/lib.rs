@@ -37,13 +37,19 @@
 //! # Ok::<(), yolo_lab::Error>(())
 //! ```
 
-/// By-value, never-failing builder setters: `setters! { Type; /// doc\n field: ArgType => |v| expr; ... }`.
+/// By-value, never-failing builder setters: `setters! { Type, given; /// doc\n field: ArgType => |v| expr; ... }`.
+/// Each setter also records its field's name in the set `self.given`, so that a resume can tell the settings a
+/// caller asked for from the defaults.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! setters {
-    ($ty:ty; $($(#[$doc:meta])* $name:ident: $t:ty => |$v:ident| $e:expr;)*) => {
+    ($ty:ty, $given:ident; $($(#[$doc:meta])* $name:ident: $t:ty => |$v:ident| $e:expr;)*) => {
         impl $ty {
-            $($(#[$doc])* pub fn $name(mut self, $v: $t) -> Self { self.$name = $e; self })*
+            $($(#[$doc])* pub fn $name(mut self, $v: $t) -> Self {
+                self.$name = $e;
+                self.$given.insert(stringify!($name));
+                self
+            })*
         }
     };
 }

@@ -54,3 +54,123 @@ fn bad_input_exits_2_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("unknown data set `no-such-set`"));
 }
+
+/// A data yaml over `n` images of its own in `root/ds`.
+fn own_data(root: &Path, n: usize) -> String {
+    let ds = root.join("ds");
+    common::write_shapes(&ds, "train", n, 64);
+    common::write_yaml(&ds, "train: images/train\nval: images/train\nnames: [a, b, c]\n").display().to_string()
+}
+
+/// Issue 10.1: `train --resume DIR` (and bare `--resume`) of a run started with non-default flags continues
+/// with those flags; a contradicting flag exits 2 naming it and changes no file.
+#[test]
+fn train_resume_uses_the_runs_own_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = own_data(dir.path(), 6);
+    let run = yolo_lab::prelude::Trainer::new()
+        .data(data.as_str())
+        .imgsz(64)
+        .epochs(3)
+        .batch(4)
+        .workers(1)
+        .device("cpu")
+        .project(dir.path().join("runs/train"))
+        .name("t5")
+        .progress(yolo_lab::prelude::ProgressMode::Quiet)
+        .interrupt_after(1)
+        .fit()
+        .unwrap();
+    let files = |d: &Path| -> Vec<Vec<u8>> {
+        ["results.csv", "opt.yaml", "weights/last.safetensors"]
+            .iter()
+            .map(|f| std::fs::read(d.join(f)).unwrap())
+            .collect()
+    };
+    let before = files(&run.dir);
+    let out = yolo_lab(dir.path(), &["train", "--resume", "runs/train/t5", "--img", "640", "--epochs", "100"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("imgsz: run 64, asked 640") && t.contains("epochs: run 3, asked 100"), "{t}");
+    assert!(files(&run.dir) == before, "a refused resume wrote to the run");
+    // bare --resume finds the latest run under --project and continues it with its own settings
+    let out = yolo_lab(dir.path(), &["train", "--resume", "--device", "cpu"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("train: 6 images") && t.contains("at epoch 1 of 3") && t.contains("Image sizes 64"), "{t}");
+    assert_eq!(std::fs::read_to_string(run.dir.join("results.csv")).unwrap().lines().count(), 4);
+    assert_eq!(std::fs::read(run.dir.join("opt.yaml")).unwrap(), before[1], "opt.yaml kept");
+}
+
+/// Issue 10.1: `evolve --resume` alone continues with the evolution's own data set and scenario.
+#[test]
+fn evolve_resume_uses_the_evolutions_own_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = own_data(dir.path(), 6);
+    let scenario = ["--img", "64", "--batch-size", "8", "--epochs", "1", "--workers", "1", "--device", "cpu"];
+    let mut args = vec!["evolve", "--data", data.as_str(), "--evolve", "1", "--evolve-seed", "4"];
+    args.extend(scenario);
+    let out = yolo_lab(dir.path(), &args);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = yolo_lab(dir.path(), &["evolve", "--resume", "--evolve", "2"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("train: 6 images") && t.contains("evolve: 2/2"), "{t}");
+    let gens = std::fs::read_to_string(dir.path().join("runs/evolve/exp/generations.csv")).unwrap();
+    assert!(gens.lines().skip(1).all(|l| l.split(',').nth(2) == Some("4")), "the evolution's seed: {gens}");
+    let out = yolo_lab(dir.path(), &["evolve", "--resume", "--evolve", "3", "--img", "128"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("imgsz: run 64, asked 128"), "{t}");
+}
+
+/// Issue 10.4: four processes sharing one evolution write exactly the requested rows, none repeated.
+#[test]
+fn evolve_processes_sharing_a_folder_never_repeat_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("runs/evolve/exp");
+    std::fs::create_dir_all(&exp).unwrap();
+    std::fs::write(exp.join("evolve.csv"), "").unwrap();
+    let args = [
+        "evolve",
+        "--resume",
+        "--data",
+        "shapes-tiny",
+        "--img",
+        "64",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "1",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+        "--evolve",
+        "8",
+    ];
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_yolo-lab"))
+                .args(args)
+                .current_dir(dir.path())
+                .env("OMP_NUM_THREADS", "1")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let t = yolo_lab::evolve::csv::read(&exp.join("evolve.csv")).unwrap();
+    assert_eq!(t.rows.len(), 8, "exactly the requested rows");
+    let hyps: std::collections::BTreeSet<String> = t.rows.iter().map(|r| format!("{:?}", &r[7..])).collect();
+    assert_eq!(hyps.len(), 8, "no hyperparameter set trained twice");
+    let gens = std::fs::read_to_string(exp.join("generations.csv")).unwrap();
+    let mut labels: Vec<usize> = gens.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+    labels.sort();
+    assert_eq!(labels, (0..8).collect::<Vec<_>>(), "{gens}");
+}

@@ -1,11 +1,20 @@
 //! The trainer on the tiny shapes set at 64 px: results.csv layout, checkpoints, resume, freezing, learning
 //! rates, NaN handling. Each run takes about a second on a CPU.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{Device, Tensor};
 use yolo_lab::prelude::*;
 use yolo_lab::train::{RESULTS_COLUMNS, checkpoint, results, schedule};
+
+/// Trainings in this file run one at a time: the bit-exact resume checks compare float results, and two
+/// trainings sharing the two cores can change libtorch's (MKL's) thread split and with it the rounding.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn tiny(dir: &Path) -> Trainer {
     Trainer::new()
@@ -26,6 +35,7 @@ fn tensors(p: &Path) -> HashMap<String, Tensor> {
 
 #[test]
 fn results_csv_has_yolov5_layout() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let run = tiny(dir.path()).epochs(2).fit().unwrap();
     assert_eq!(run.dir, dir.path().join("exp"));
@@ -92,6 +102,7 @@ fn results_csv_has_yolov5_layout() {
 
 #[test]
 fn checkpoints_round_trip() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let run = tiny(dir.path()).epochs(1).fit().unwrap();
     let last = run.last_weights.clone().unwrap();
@@ -118,6 +129,7 @@ fn checkpoints_round_trip() {
 /// state and results rows.
 #[test]
 fn resume_continues_exactly() {
+    let _serial = serial();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let straight = tiny(a.path()).epochs(3).fit().unwrap();
@@ -142,6 +154,7 @@ fn resume_continues_exactly() {
 
 #[test]
 fn freezing_keeps_frozen_tensors_bit_identical() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let init = dir.path().join("init.safetensors");
     let m = Yolo::new("yolov5n", Some(3), Device::Cpu).unwrap();
@@ -177,6 +190,7 @@ fn freezing_keeps_frozen_tensors_bit_identical() {
 
 #[test]
 fn staged_schedule_trains_in_every_stage_and_resumes_exactly() {
+    let _serial = serial();
     // seed 003's schedule: all layers, then the backbone frozen on half the images, then frozen at lr x 0.1;
     // the half-data stage has fewer batches per epoch, which must not stall the optimizer's step counter
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -209,6 +223,7 @@ fn staged_schedule_trains_in_every_stage_and_resumes_exactly() {
 
 #[test]
 fn nan_loss_stops_with_a_clear_error_and_keeps_files() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let first = tiny(dir.path()).epochs(3).interrupt_after(1).fit().unwrap();
     let last = first.dir.join("weights/last.safetensors");
@@ -232,6 +247,7 @@ fn nan_loss_stops_with_a_clear_error_and_keeps_files() {
 
 #[test]
 fn settings_are_checked_before_any_work() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let cases: Vec<(Trainer, &str)> = vec![
         (tiny(dir.path()).epochs(0), "epochs"),
@@ -248,4 +264,89 @@ fn settings_are_checked_before_any_work() {
         assert!(e.contains(needle), "{needle}: {e}");
     }
     assert!(!dir.path().join("exp").exists(), "nothing was created");
+}
+
+/// Every file of a folder tree with its bytes.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(snapshot(&p));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A run with settings far from the defaults (own data yaml, 64 px, batch 4, 3 epochs, seed 5, cosine
+/// schedule, patience, varifocal) on a folder of its own.
+fn unusual(data: &Path, project: &Path) -> Trainer {
+    Trainer::new()
+        .data(data.display().to_string())
+        .imgsz(64)
+        .batch(4)
+        .epochs(3)
+        .seed(5)
+        .cos_lr(true)
+        .patience(50)
+        .varifocal(true)
+        .workers(1)
+        .device("cpu")
+        .project(project)
+        .progress(ProgressMode::Quiet)
+}
+
+/// Issue 10.1: `.resume(dir)` with nothing else continues with the run's own data, size, batch, epochs, seed
+/// and options, and writes the same results.csv as the run without interruption.
+#[test]
+fn resume_keeps_the_runs_own_settings() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    common::write_shapes(data.path(), "train", 8, 96);
+    let yaml = common::write_yaml(data.path(), "train: images/train\nval: images/train\nnames: [a, b, c]\n");
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let straight = unusual(&yaml, a.path()).fit().unwrap();
+    let first = unusual(&yaml, b.path()).interrupt_after(1).fit().unwrap();
+    let opt = std::fs::read_to_string(first.dir.join("opt.yaml")).unwrap();
+    // resumed from another working directory, with the defaults everywhere (shapes, 640 px, 100 epochs, ...)
+    let resumed = Trainer::new().resume(&first.dir).progress(ProgressMode::Quiet).fit().unwrap();
+    assert_eq!(resumed.dir, first.dir);
+    assert_eq!(resumed.rows.len(), 3, "the run's 3 epochs, not the default 100");
+    let csv = |d: &Path| std::fs::read_to_string(d.join("results.csv")).unwrap();
+    assert_eq!(csv(&resumed.dir), csv(&straight.dir), "same results.csv as without the interruption");
+    assert_eq!(std::fs::read_to_string(first.dir.join("opt.yaml")).unwrap(), opt, "opt.yaml is the run's");
+    assert!(opt.contains("imgsz: 64") && opt.contains("batch_size: 4") && opt.contains("cos_lr: true"), "{opt}");
+    // also through the checkpoint path
+    let meta = checkpoint::read_meta(&resumed.dir.join("weights/last.safetensors")).unwrap();
+    assert_eq!(meta.epoch, 2);
+}
+
+/// Issue 10.1: a resume that asks for other settings is refused, naming them, before any byte is written;
+/// runtime settings (device, workers, cache, progress) may differ.
+#[test]
+fn resume_refuses_contradicting_settings_and_writes_nothing() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let first = tiny(dir.path()).epochs(3).interrupt_after(1).fit().unwrap();
+    let before = snapshot(dir.path());
+    let cases: Vec<(Trainer, &[&str])> = vec![
+        (Trainer::new().resume(&first.dir).imgsz(640), &["imgsz", "run 64", "asked 640"]),
+        (Trainer::new().resume(&first.dir).data("shapes").epochs(10), &["data", "shapes-tiny", "epochs"]),
+        (Trainer::new().resume(&first.dir).hyp("scratch-high"), &["hyp", "lrf run 0.01 asked 0.1"]),
+        (Trainer::new().resume(&first.dir).freeze(10), &["freeze"]),
+    ];
+    for (t, needles) in cases {
+        let e = t.progress(ProgressMode::Quiet).fit().unwrap_err().to_string();
+        for n in needles {
+            assert!(e.contains(n), "`{n}` not in: {e}");
+        }
+        assert!(e.contains("resume"), "{e}");
+    }
+    assert!(snapshot(dir.path()) == before, "a refused resume changed a file");
+    // the same settings again, or only runtime ones changed, are accepted
+    let run = tiny(dir.path()).epochs(3).workers(2).cache(Cache::Ram).resume(&first.dir).fit().unwrap();
+    assert_eq!(run.rows.len(), 3);
 }

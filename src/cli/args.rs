@@ -170,6 +170,10 @@ pub struct TrainArgs {
     /// Varifocal objectness loss.
     #[arg(long)]
     pub varifocal: bool,
+    /// The flags given on the command line (argument ids), filled in by `cli::run`: a resume checks only
+    /// these against the run's settings.
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 /// Flags of `yolo-lab evolve`.

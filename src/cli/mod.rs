@@ -4,7 +4,8 @@ pub mod args;
 
 use anyhow::Context;
 use args::{Cli, Command, DataArgs, DemoArgs, EvolveArgs, TrainArgs};
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 use yolo_lab::data::Cache;
 use yolo_lab::data::{self, Dataset, Loader, LoaderConfig, Split};
@@ -15,7 +16,20 @@ use yolo_lab::train::{Freeze, Trainer};
 
 /// Parse the command line and run it.
 pub fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.exit())?;
+    if let Some((_, sub)) = matches.subcommand() {
+        let given: Vec<String> = sub
+            .ids()
+            .filter(|id| sub.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+            .map(|id| id.to_string())
+            .collect();
+        match &mut cli.command {
+            Command::Train(a) => a.given = given,
+            Command::Evolve(a) => a.train.given = given,
+            _ => {}
+        }
+    }
     match cli.command {
         Command::Doctor => {
             let report = EnvReport::collect();
@@ -156,6 +170,16 @@ pub fn trainer(a: &TrainArgs) -> anyhow::Result<Trainer> {
     if !a.weights.is_empty() {
         t = t.weights(&a.weights);
     }
+    // only the flags typed on the command line count as asked for (a resume checks them against the run)
+    let flag_of = |setting: &str| {
+        match setting {
+            "batch" => "batch_size",
+            "imgsz" => "img",
+            other => other,
+        }
+        .to_string()
+    };
+    t = t.given_only(|setting| a.given.contains(&flag_of(setting)));
     match a.resume.as_deref() {
         None => {}
         Some("last") => t = t.resume(latest_run(&a.project)?),
@@ -208,5 +232,15 @@ pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
     if resume {
         e = e.resume();
     }
-    Ok(e)
+    let flag_of = |setting: &str| {
+        match setting {
+            "seed" => "evolve_seed",
+            "algorithm" => "population",
+            "generations" => "evolve",
+            "workers" => "evolve_workers",
+            other => other,
+        }
+        .to_string()
+    };
+    Ok(e.given_only(|setting| a.train.given.contains(&flag_of(setting))))
 }

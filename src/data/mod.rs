@@ -137,7 +137,7 @@ impl std::fmt::Display for Split {
 
 /// A data set description: where its images are and what its classes are. Scanning happens in
 /// [`Dataset::scan`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Dataset {
     /// Name (registry name or yaml file stem).
     pub name: String,

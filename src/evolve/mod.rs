@@ -10,6 +10,7 @@
 //! # Ok::<(), yolo_lab::Error>(())
 //! ```
 
+pub mod claims;
 pub mod csv;
 mod ga;
 pub mod meta;
@@ -23,10 +24,11 @@ pub use meta::{Gene, META, Space};
 use crate::data::rng_for;
 use crate::error::{Error, Result};
 use crate::hyp::Hyp;
+use crate::train::settings::RunSettings;
 use crate::train::{HypSource, ProgressMode, Trainer};
 use rand::Rng;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -106,9 +108,11 @@ pub struct Evolver {
     pub evolve_zeros: bool,
     /// Draw evolve.png at the end. Default on.
     pub plot: bool,
+    /// The settings given by a setter (what a resume checks against the evolution's opt.yaml).
+    pub(crate) given: std::collections::BTreeSet<&'static str>,
 }
 
-crate::setters! { Evolver;
+crate::setters! { Evolver, given;
     /// Generations (see the field).
     generations: usize => |v| v;
     /// Algorithm.
@@ -147,6 +151,7 @@ impl Evolver {
             resume: false,
             evolve_zeros: false,
             plot: true,
+            given: Default::default(),
         }
     }
 
@@ -170,10 +175,89 @@ impl Evolver {
         self.devices = d.into_iter().map(Into::into).collect();
         self
     }
+    /// Forget that the settings failing `keep` were set (see [`Trainer::given_only`]).
+    #[doc(hidden)]
+    pub fn given_only(mut self, keep: impl Fn(&str) -> bool) -> Self {
+        self.given.retain(|s| keep(s));
+        self
+    }
+
     /// Continue the evolution in `project/name`.
     pub fn resume(mut self) -> Self {
         self.resume = true;
         self
+    }
+
+    /// The evolver a resume runs: the base trainer and mutation seed of the evolution's `opt.yaml` and
+    /// `hyp.yaml`, with this evolver's runtime settings. Errors when this evolver asks for other settings.
+    fn resolve_resume(&self, dir: &Path) -> Result<Option<Evolver>> {
+        let opt = dir.join("opt.yaml");
+        if !self.resume || !opt.is_file() {
+            return Ok(None);
+        }
+        let settings = RunSettings::read(&opt)?;
+        let hyp_file = dir.join("hyp.yaml");
+        let hyp =
+            if hyp_file.is_file() { Hyp::load(hyp_file.display().to_string())? } else { Hyp::load(&settings.hyp)? };
+        let mut clash = crate::train::settings::conflicts(&self.base, &settings, &hyp)?;
+        let stored_seed = settings.evolve_seed.unwrap_or(0);
+        if self.given.contains("seed") && self.seed != stored_seed {
+            clash.push(format!("evolve seed: evolution {stored_seed}, asked {}", self.seed));
+        }
+        let size = match &self.algorithm {
+            Ga::Classic => None,
+            Ga::Population(p) => Some(p.size),
+        };
+        if self.given.contains("algorithm") && size != settings.population {
+            let show = |s: Option<usize>| s.map(|n| format!("population of {n}")).unwrap_or("classic".into());
+            clash.push(format!("algorithm: evolution {}, asked {}", show(settings.population), show(size)));
+        }
+        if !clash.is_empty() {
+            return Err(Error::Config {
+                name: "resume",
+                message: format!(
+                    "{} continues with the evolution's own settings (opt.yaml, hyp.yaml), and this request \
+                     contradicts them ({}); drop these settings, or start a new evolution",
+                    dir.display(),
+                    clash.join("; ")
+                ),
+            });
+        }
+        let mut base = settings.trainer(hyp, &opt)?;
+        base.take_runtime(&self.base);
+        base.progress = self.base.progress;
+        base.log_every = self.base.log_every;
+        let mut e = self.clone();
+        e.base = base;
+        e.seed = if self.given.contains("seed") { self.seed } else { stored_seed };
+        if !self.given.contains("algorithm")
+            && let Some(n) = settings.population
+        {
+            e.algorithm = Ga::Population(PopulationSettings { size: n, ..Default::default() });
+        }
+        Ok(Some(e))
+    }
+
+    /// Record the evolution's settings (`opt.yaml`, with `evolve` = generations) and base hyperparameters
+    /// (`hyp.yaml`) in its folder, unless a resume already has them.
+    fn save_settings(&self, dir: &Path, hyp: &Hyp) -> Result<()> {
+        let _lock = csv::lock(dir)?;
+        let opt = dir.join("opt.yaml");
+        if !opt.is_file() {
+            let mut s = RunSettings::of(&self.base);
+            s.evolve = Some(self.generations);
+            s.evolve_seed = Some(self.seed);
+            s.population = match &self.algorithm {
+                Ga::Classic => None,
+                Ga::Population(p) => Some(p.size),
+            };
+            crate::fsutil::write_atomic(&opt, s.to_yaml().as_bytes())?;
+        }
+        let h = dir.join("hyp.yaml");
+        if !h.is_file() {
+            crate::fsutil::write_atomic(&h, hyp.to_yaml_string().as_bytes())?;
+        }
+        Ok(())
     }
 
     /// The folder this evolution writes to.
@@ -189,13 +273,22 @@ impl Evolver {
         move |r| self.fitness.eval(r)
     }
 
-    /// Run the evolution (validates everything first).
+    /// Run the evolution (validates everything first). A resume continues with the evolution's own base
+    /// trainer and seed (its `opt.yaml` and `hyp.yaml`).
     pub fn run(&self) -> Result<EvolveRun> {
+        let dir = self.dir();
+        match self.resolve_resume(&dir)? {
+            Some(e) => e.run_in(dir),
+            None => self.run_in(dir),
+        }
+    }
+
+    fn run_in(&self, dir: PathBuf) -> Result<EvolveRun> {
         if self.generations == 0 {
             return Err(Error::Config { name: "generations", message: "must be at least 1".into() });
         }
         if self.workers == 0 {
-            return Err(Error::Config { name: "workers", message: "must be at least 1".into() });
+            return Err(Error::Config { name: "evolve workers", message: "must be at least 1".into() });
         }
         self.base.validate()?;
         for d in &self.devices {
@@ -213,30 +306,23 @@ impl Evolver {
             HypSource::Name(n) => Hyp::load(n)?,
             HypSource::Hyp(h) => (**h).clone(),
         };
+        let base_hyp = hyp.clone();
         if self.base.noautoanchor {
             hyp.remove_anchors();
             space = space.remove("anchors");
         } else if hyp.anchors.is_none() {
             hyp.set("anchors", 3.0)?; // YOLOv5 appends anchors: 3 (PR #3887)
         }
-        let dir = self.dir();
         if self.resume && !dir.join("evolve.csv").is_file() {
             return Err(Error::Config {
                 name: "resume",
                 message: format!("{} has no evolve.csv to resume", dir.display()),
             });
         }
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let data = self.base.prepare_data()?;
-        let ctx = Ctx {
-            evo: self,
-            dir: dir.clone(),
-            hyp,
-            space,
-            data,
-            in_flight: Arc::new(Mutex::new(0)),
-            best: Arc::new(Mutex::new(None)),
-        };
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        self.save_settings(&dir, &base_hyp)?;
+        let ctx = Ctx { evo: self, dir: dir.clone(), hyp, space, data, best: Arc::new(Mutex::new(None)) };
         let t0 = Instant::now();
         match &self.algorithm {
             Ga::Classic => ctx.classic()?,
@@ -279,13 +365,14 @@ struct Ctx<'a> {
     hyp: Hyp,
     space: Space,
     data: crate::train::PreparedData,
-    in_flight: Arc<Mutex<usize>>,
     best: Arc<Mutex<Option<(usize, f64)>>>,
 }
 
 /// What [`Ctx::record`] writes for one generation.
 struct Generation<'a> {
     label: &'a str,
+    /// The claim this row settles (classic GA).
+    claim: Option<usize>,
     worker: usize,
     device: &'a str,
     hyp: &'a Hyp,
@@ -345,11 +432,14 @@ impl Ctx<'_> {
 
     /// Append a generation's row and side-file line, rewrite hyp_evolve.yaml, print the summary line.
     fn record(&self, g: Generation<'_>) -> Result<usize> {
-        let Generation { label: gen_label, worker, device, hyp, out, wall_s, changes } = g;
+        let Generation { label: gen_label, claim, worker, device, hyp, out, wall_s, changes } = g;
         let fit = self.evo.fitness_closure();
         let lock = csv::lock(&self.dir)?;
         let pairs: Vec<(String, f64)> = hyp.iter().map(|(k, v)| (k.to_string(), v)).collect();
         let rows = csv::append(&self.dir.join("evolve.csv"), &lock, &out.results, &pairs)?;
+        if let Some(c) = claim {
+            claims::release(&self.dir, &lock, c)?;
+        }
         let table = csv::read(&self.dir.join("evolve.csv"))?;
         csv::write_hyp_evolve(&self.dir, &table, &fit)?;
         let f = fit(&out.results);
@@ -417,17 +507,19 @@ impl Ctx<'_> {
                             let (generation, hyp, changes) = {
                                 let lock = csv::lock(&self.dir)?;
                                 let table = csv::read(&self.dir.join("evolve.csv"))?;
-                                let mut inf = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                                let generation = table.rows.len() + *inf;
-                                if generation >= self.evo.generations {
+                                // a generation number no other worker (thread or process) holds or held
+                                let Some(generation) =
+                                    claims::claim(&self.dir, &lock, table.rows.len(), self.evo.generations)?
+                                else {
                                     return Ok(());
-                                }
-                                *inf += 1;
-                                drop(inf);
+                                };
+                                // while the first generation trains, later claims mutate the base hyperparameters
+                                let parents =
+                                    if table.rows.is_empty() && generation > 0 { base_table(&self.hyp) } else { table };
                                 let mut rng = rng_for(&[self.evo.seed, 0xE70, generation as u64]);
                                 let (hyp, changes) = classic_next(
                                     &self.hyp,
-                                    &table,
+                                    &parents,
                                     fit,
                                     &self.space,
                                     self.evo.parent,
@@ -442,6 +534,7 @@ impl Ctx<'_> {
                             let wall_s = start.elapsed().as_secs_f64();
                             let res = self.record(Generation {
                                 label: &label,
+                                claim: Some(generation),
                                 worker: w,
                                 device: &device,
                                 hyp: &hyp,
@@ -449,7 +542,11 @@ impl Ctx<'_> {
                                 wall_s,
                                 changes: &changes,
                             });
-                            *self.in_flight.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+                            if res.is_err()
+                                && let Ok(lock) = csv::lock(&self.dir)
+                            {
+                                let _ = claims::release(&self.dir, &lock, generation);
+                            }
                             res?;
                         }
                     })
@@ -526,6 +623,7 @@ impl Ctx<'_> {
                                 let wall_s = start.elapsed().as_secs_f64();
                                 self.record(Generation {
                                     label: &label,
+                                    claim: None,
                                     worker: w,
                                     device: &device,
                                     hyp: &hyp,
@@ -553,6 +651,15 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+}
+
+/// A one-row table holding the base hyperparameters, as the parent of generations claimed before any row
+/// is recorded.
+fn base_table(hyp: &Hyp) -> csv::EvolveCsv {
+    let keys: Vec<&str> = hyp.keys().collect();
+    let columns = csv::METRIC_KEYS.iter().copied().chain(keys.iter().copied()).map(String::from).collect();
+    let row = [0.0; 7].into_iter().chain(keys.iter().map(|k| hyp.get(k).unwrap_or(0.0))).collect();
+    csv::EvolveCsv { columns, rows: vec![row] }
 }
 
 /// `evolve_population.yaml`: `generation{g}number{i}: {gene: value}` for the population about to be evaluated.

@@ -123,7 +123,7 @@ impl Trainer {
         Ok(())
     }
 
-    fn load_hyp(&self) -> Result<Hyp> {
+    pub(crate) fn load_hyp(&self) -> Result<Hyp> {
         match &self.hyp {
             HypSource::Name(n) => Hyp::load(n),
             HypSource::Hyp(h) => {
@@ -144,18 +144,33 @@ impl Trainer {
         Ok(PreparedData { dataset, train, val, train_loader: None })
     }
 
-    /// Train. Validates the settings first; returns the run's metrics, timings and telemetry.
+    /// Train. Validates the settings first; returns the run's metrics, timings and telemetry. A resume
+    /// continues with the run's own settings (see [`super::settings`]).
     pub fn fit(&self) -> Result<TrainRun> {
-        self.validate()?;
-        let mut data = self.prepare_data()?;
-        self.fit_with(&mut data)
+        let resolved = self.resolve_resume()?;
+        let t = resolved.as_ref().unwrap_or(self);
+        t.validate()?;
+        let mut data = t.prepare_data()?;
+        Run::setup(t, &mut data)?.train()
     }
 
     /// Train on data prepared by [`Trainer::prepare_data`]; the data set, label cache and image cache are
     /// reused (the image cache is built on the first call).
     pub fn fit_with(&self, data: &mut PreparedData) -> Result<TrainRun> {
-        self.validate()?;
-        Run::setup(self, data)?.train()
+        let resolved = self.resolve_resume()?;
+        let t = resolved.as_ref().unwrap_or(self);
+        t.validate()?;
+        if !same_data(&t.data, &data.dataset) {
+            return Err(Error::Config {
+                name: "data",
+                message: format!(
+                    "the prepared data set `{}` ({}) is not the one this run trains on",
+                    data.dataset.name,
+                    data.dataset.source.display()
+                ),
+            });
+        }
+        Run::setup(t, data)?.train()
     }
 }
 
@@ -192,18 +207,9 @@ impl<'a> Run<'a> {
         let seed_lock = TORCH_SEED_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         tch::manual_seed(t.seed as i64 + 1); // init_seeds(opt.seed + 1 + RANK)
         let mut progress = Progress::new(t.progress, t.log_every);
+        // `fit` resolved the resume: `t` holds the run's own settings and the checkpoint path
         let resume = match &t.resume {
-            Some(p) => {
-                let path = if p.is_dir() { p.join("weights/last.safetensors") } else { p.clone() };
-                let meta = checkpoint::read_meta(&path)?;
-                if !meta.resumable {
-                    return Err(Error::DataConfig {
-                        path,
-                        message: "this checkpoint holds weights only (best); resume from last.safetensors".into(),
-                    });
-                }
-                Some((path, meta))
-            }
+            Some(path) => Some((path.clone(), checkpoint::read_meta(path)?)),
             None => None,
         };
         let names = data.dataset.names.clone();
@@ -231,8 +237,7 @@ impl<'a> Run<'a> {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         // model: YOLOv5 rebuilds the anchors from the hyp's count when it has one
         let anchors = hyp.anchors.map(|a| a.round_ties_even().max(1.0) as usize);
-        let cfg = resume.as_ref().map(|(_, m)| m.cfg.clone()).unwrap_or_else(|| t.cfg.clone());
-        let mut model = Yolo::from_config(ModelConfig::load(&cfg, Some(nc), anchors)?, device)?;
+        let mut model = Yolo::from_config(ModelConfig::load(&t.cfg, Some(nc), anchors)?, device)?;
         if let (Some(w), None) = (&t.weights, &resume) {
             let report = model.load_partial(w)?;
             progress.line(&format!("weights {}: {report}", w.display()));
@@ -336,9 +341,10 @@ impl<'a> Run<'a> {
         for g in &mut opt.groups {
             g.lr = g.initial_lr * lr_factor(start_epoch as f64, epochs, hyp.lrf, t.cos_lr) * stage_scale;
         }
-        if !t.evolve_mode {
+        // a resumed run keeps the hyp.yaml and opt.yaml it was started with
+        if !t.evolve_mode && resume.is_none() {
             crate::fsutil::write_atomic(&dir.join("hyp.yaml"), hyp.to_yaml_string().as_bytes())?;
-            crate::fsutil::write_atomic(&dir.join("opt.yaml"), opt_yaml(t, &data.dataset, imgsz).as_bytes())?;
+            crate::fsutil::write_atomic(&dir.join("opt.yaml"), opt_yaml(t).as_bytes())?;
         }
         let mut run = Run {
             t,
@@ -685,15 +691,10 @@ impl<'a> Run<'a> {
             ema_updates: self.ema.updates,
             optimizer_steps: self.opt.steps,
             last_opt_step: self.last_opt_step,
-            cfg: self
-                .t
-                .resume
-                .as_ref()
-                .map(|_| self.model.config.source.to_string_lossy().into_owned())
-                .unwrap_or_else(|| self.t.cfg.clone()),
+            cfg: self.t.cfg.clone(),
             names: self.names.clone(),
             hyp: self.hyp.to_yaml_string(),
-            opt: opt_yaml(self.t, &self.data.dataset, self.imgsz),
+            opt: opt_yaml(self.t),
             resumable: last,
             version: env!("CARGO_PKG_VERSION").into(),
         };
@@ -763,41 +764,23 @@ fn val_table(v: &super::ValResult) -> String {
     )
 }
 
-/// The run's settings as YOLOv5's opt.yaml keys.
-fn opt_yaml(t: &Trainer, ds: &Dataset, imgsz: i64) -> String {
-    let hyp = match &t.hyp {
-        HypSource::Name(n) => n.clone(),
-        HypSource::Hyp(_) => "(values)".into(),
-    };
-    let weights = t.weights.as_ref().map(|w| w.display().to_string()).unwrap_or_default();
-    let freeze = t.freeze.indices();
-    format!(
-        "weights: '{weights}'\ncfg: {}\ndata: {}\nhyp: {hyp}\nepochs: {}\nbatch_size: {}\nimgsz: {imgsz}\nrect: {}\nresume: {}\nnosave: {}\nnoval: {}\nnoautoanchor: {}\nevolve: {}\ncache: {:?}\ndevice: '{}'\nmulti_scale: {}\noptimizer: {:?}\nsam: {}\nworkers: {}\nproject: {}\nname: {}\nexist_ok: {}\ncos_lr: {}\nlabel_smoothing: {}\nvarifocal: {}\npatience: {}\nfreeze: {freeze:?}\nseed: {}\n",
-        t.cfg,
-        ds.source.display(),
-        t.epochs,
-        t.batch,
-        t.rect,
-        t.resume.is_some(),
-        t.nosave,
-        t.noval,
-        t.noautoanchor,
-        t.evolve_mode,
-        t.cache,
-        t.device,
-        t.multi_scale,
-        t.optimizer,
-        t.sam,
-        t.workers,
-        t.project.display(),
-        t.name,
-        t.exist_ok,
-        t.cos_lr,
-        t.label_smoothing,
-        t.varifocal,
-        t.patience,
-        t.seed
-    )
+/// The run's settings as YOLOv5's opt.yaml (with `resume` false, so that a resumed run's checkpoints carry
+/// the settings it was started with).
+fn opt_yaml(t: &Trainer) -> String {
+    let mut s = super::settings::RunSettings::of(t);
+    s.resume = false;
+    s.to_yaml()
+}
+
+/// Whether a prepared data set is the one a data source names.
+fn same_data(src: &DataSource, ds: &Dataset) -> bool {
+    match src {
+        DataSource::Dataset(d) => d == ds,
+        DataSource::Name(n) if Path::new(n).is_file() => {
+            Path::new(n).canonicalize().ok().is_some_and(|a| ds.source.canonicalize().ok() == Some(a))
+        }
+        DataSource::Name(n) => ds.name == *n,
+    }
 }
 
 /// Images a schedule stage trains on: `fraction` of `n`, at least one.

@@ -15,6 +15,7 @@ mod fit;
 mod progress;
 pub mod results;
 pub mod schedule;
+pub mod settings;
 mod validate;
 
 pub use ema::ModelEma;
@@ -94,7 +95,7 @@ impl From<&Hyp> for HypSource {
 }
 
 /// Which modules get no gradient (`--freeze`): parameters whose names contain `model.{i}.`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Freeze {
     /// Train everything.
     #[default]
@@ -170,7 +171,7 @@ impl fmt::Display for Freeze {
 }
 
 /// One stage of a [`FreezeSchedule`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FreezeStage {
     /// Epochs in this stage.
     pub epochs: usize,
@@ -184,7 +185,7 @@ pub struct FreezeStage {
 
 /// A staged training plan (seed 003's strategy): train normally, then train with layers frozen on a random
 /// half of the data, then a frozen stage on all data with the learning rate divided by 10.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FreezeSchedule {
     /// Stages in order; total epochs are their sum.
     pub stages: Vec<FreezeStage>,
@@ -310,6 +311,8 @@ pub struct Trainer {
     pub interrupt_after: Option<usize>,
     /// Evolution mode: only the final epoch is validated, nothing is saved but results.csv (train.py --evolve).
     pub(crate) evolve_mode: bool,
+    /// The settings given by a setter (not left at their defaults): what a resume checks against the run.
+    pub(crate) given: std::collections::BTreeSet<&'static str>,
 }
 
 impl Default for Trainer {
@@ -348,11 +351,12 @@ impl Default for Trainer {
             stop_handle: StopHandle::default(),
             interrupt_after: None,
             evolve_mode: false,
+            given: Default::default(),
         }
     }
 }
 
-crate::setters! { Trainer;
+crate::setters! { Trainer, given;
     /// Data set: registry name, data yaml path or [`Dataset`].
     data: impl Into<DataSource> => |v| v.into();
     /// Model config name or yaml path.
@@ -418,24 +422,28 @@ impl Trainer {
     /// Initial weights (safetensors).
     pub fn weights(mut self, path: impl Into<PathBuf>) -> Self {
         self.weights = Some(path.into());
+        self.given.insert("weights");
         self
     }
 
     /// Freeze an explicit list of modules.
     pub fn freeze_layers(mut self, layers: impl IntoIterator<Item = usize>) -> Self {
         self.freeze = Freeze::Layers(layers.into_iter().collect());
+        self.given.insert("freeze");
         self
     }
 
     /// Staged freezing.
     pub fn freeze_schedule(mut self, s: FreezeSchedule) -> Self {
         self.freeze_schedule = Some(s);
+        self.given.insert("freeze_schedule");
         self
     }
 
     /// Resume from a run folder or its `weights/last.safetensors`.
     pub fn resume(mut self, path: impl Into<PathBuf>) -> Self {
         self.resume = Some(path.into());
+        self.given.insert("resume");
         self
     }
 
@@ -443,6 +451,14 @@ impl Trainer {
     #[doc(hidden)]
     pub fn interrupt_after(mut self, n: usize) -> Self {
         self.interrupt_after = Some(n);
+        self
+    }
+
+    /// Forget that the settings failing `keep` were set (the command line sets every flag, typed or not;
+    /// only the typed ones are checked against a resumed run's settings).
+    #[doc(hidden)]
+    pub fn given_only(mut self, keep: impl Fn(&str) -> bool) -> Self {
+        self.given.retain(|s| keep(s));
         self
     }
 

@@ -166,7 +166,15 @@ impl EvolveResults {
         DataFrame::new_infer_height(cols).map_err(polars_err)
     }
 
-    /// Row with the highest fitness (the first of equals).
+    /// An error naming the file when there is no row to draw or rank.
+    pub(crate) fn require_rows(&self) -> Result<()> {
+        if self.is_empty() {
+            return Err(Error::DataConfig { path: self.path.clone(), message: "no complete rows yet".into() });
+        }
+        Ok(())
+    }
+
+    /// Row with the highest fitness (the first of equals; rows whose fitness is not a number never win).
     pub fn best_row(&self) -> usize {
         crate::evolve::top_rows(&self.fitness, 1).first().copied().unwrap_or(0)
     }

@@ -238,3 +238,43 @@ fn population_ga_runs_generations_of_individuals() {
     assert_eq!(run.rows, 6);
     assert!(run.dir.join("evolve_population.yaml").is_file());
 }
+
+/// Issue 10.3 and 10.5: a population of 1 panicked in the GA, 0 exited 0 recommending a file never written.
+#[test]
+fn populations_too_small_to_breed_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for size in [0, 1] {
+        let s = PopulationSettings { size, ..Default::default() };
+        let e = base(dir.path()).algorithm(Ga::Population(s)).generations(1).run().unwrap_err().to_string();
+        assert!(e.contains("population") && e.contains("at least 2"), "{e}");
+    }
+    assert!(!dir.path().join("exp").exists(), "nothing was created");
+    // the GA itself never panics on a degenerate population
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let one =
+        yolo_lab::evolve::population_next(&[vec![0.5]], &[0.1], &[(0.0, 1.0)], 0, 1, &Default::default(), &mut rng);
+    assert_eq!(one.len(), 1);
+}
+
+/// Issue 10.3 and 10.5: a header-only evolve.csv cannot be plotted (it panicked), and a row whose fitness is
+/// not a number is never the best, in the summary and in hyp_evolve.yaml alike.
+#[test]
+fn empty_and_nan_evolve_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("evolve.csv");
+    std::fs::write(&p, csv::header(&["lr0"]) + "\n").unwrap();
+    let r = EvolveResults::load(&p).unwrap();
+    for e in
+        [r.plot_evolve().err(), r.plot_fitness_history().err(), r.plot_parallel(3).err(), r.plot_importance().err()]
+    {
+        let e = e.expect("an error, not a figure").to_string();
+        assert!(e.contains("evolve.csv") && e.contains("no complete rows"), "{e}");
+    }
+    let rows = [[0.1, 0.1, 0.1, 0.1, 0.0, 0.0, 0.0, 0.01], [f64::NAN; 8], [0.2, 0.2, 0.2, 0.2, 0.0, 0.0, 0.0, 0.02]];
+    let text: String = rows.iter().map(|r| csv::row_line(r) + "\n").collect();
+    std::fs::write(&p, csv::header(&["lr0"]) + "\n" + &text).unwrap();
+    let r = EvolveResults::load(&p).unwrap();
+    assert_eq!(r.best_row(), 2);
+    let yaml = csv::hyp_evolve_yaml(&csv::read(&p).unwrap(), &yolov5_fitness).unwrap();
+    assert!(yaml.contains("# Best generation: 2"), "{yaml}");
+}

@@ -91,3 +91,81 @@ fn weights_round_trip_and_partial_load() {
     std::fs::write(dir.path().join("bad.safetensors"), b"garbage").unwrap();
     assert!(c.load(dir.path().join("bad.safetensors")).is_err());
 }
+
+/// yolov5n.yaml with `edit` applied.
+fn yolov5n_with(edit: impl Fn(String) -> String) -> String {
+    edit(yolo_lab::model::MODEL_CONFIGS[0].1.to_string())
+}
+
+fn count_anchors(y: String) -> String {
+    let start = y.find("anchors:  #").unwrap();
+    let end = y.find("\n\n# [from").unwrap();
+    format!("{}anchors: 3{}", &y[..start], &y[end..])
+}
+
+/// Issue 10.3: `anchors: 3` on a Detect with 2 or 4 inputs (YOLOv5's hub p34/p2/p6 yamls) builds one
+/// placeholder list per input instead of panicking in libtorch.
+#[test]
+fn anchor_counts_follow_the_detect_inputs() {
+    for (inputs, nl) in [("[17, 20]", 2), ("[4, 17, 20, 23]", 4)] {
+        let text =
+            yolov5n_with(|y| count_anchors(y).replace("[[17, 20, 23], 1, Detect", &format!("[{inputs}, 1, Detect")));
+        let cfg =
+            yolo_lab::model::ModelConfig::parse(&text, std::path::Path::new("p.yaml"), "p", Some(3), None).unwrap();
+        assert!(cfg.placeholder_anchors);
+        let m = Yolo::from_config(cfg, Device::Cpu).unwrap();
+        assert_eq!(m.stride().len(), nl);
+        let out = tch::no_grad(|| m.forward_t(&Tensor::zeros([1, 3, 64, 64], (Kind::Float, Device::Cpu)), false));
+        assert_eq!(out.len(), nl);
+    }
+}
+
+/// Issue 10.3: model yamls that used to panic inside libtorch (or abort on a capacity overflow) are errors
+/// naming the file and the layer, found by the dry shape pass before any tensor exists.
+#[test]
+fn broken_model_yamls_are_named_errors_not_panics() {
+    let cases: Vec<(String, &[&str])> = vec![
+        (
+            yolov5n_with(|y| y.replace("[[-1, 6], 1, Concat, [1]]", "[[-1, 4], 1, Concat, [1]]")),
+            &["layer 12", "Concat", "16x16", "32x32"],
+        ),
+        (
+            yolov5n_with(|y| y.replace("[-1, 1, Conv, [128, 3, 2]]", "[-1, 1, Conv, [128, 0, 2]]")),
+            &["layer 1", "kernel size is 0"],
+        ),
+        (
+            yolov5n_with(|y| y.replace("[-1, 1, Conv, [128, 3, 2]]", "[-1, 1, Conv, [128, 3, 0]]")),
+            &["layer 1", "stride is 0"],
+        ),
+        (
+            yolov5n_with(|y| y.replace("[-1, 1, Conv, [128, 3, 2]]", "[-1, 1, Conv, [0, 3, 2]]")),
+            &["layer 1", "output channels is 0"],
+        ),
+        (yolov5n_with(|y| y.replace("width_multiple: 0.25", "width_multiple: 0")), &["width_multiple", "positive"]),
+        (yolov5n_with(|y| y.replace("depth_multiple: 0.33", "depth_multiple: -1")), &["depth_multiple"]),
+        (yolov5n_with(|y| count_anchors(y).replace("anchors: 3", "anchors: 0")), &["anchors", "at least 1"]),
+        (yolov5n_with(|y| y.replace("[-1, 3, C3, [128]]", "[-1, -3, C3, [128]]")), &["layer 2", "`number` is -3"]),
+        (
+            yolov5n_with(|y| y.replace("[[17, 20, 23], 1, Detect", "[[17, 20], 1, Detect")),
+            &["layer 24", "3 anchor levels for 2 input"],
+        ),
+        (yolov5n_with(|y| y.replace("[-1, 1, SPPF, [1024, 5]]", "[-1, 1, SPPF, [1024, 4]]")), &["layer 9", "odd"]),
+        (
+            format!(
+                "nc: 3\ndepth_multiple: 1.0\nwidth_multiple: 1.0\nanchors: 3\nbackbone:\n{}head:\n  - [-1, 1, Detect, [nc, anchors]]\n",
+                "  - [-1, 1, Conv, [16, 3, 2, 0]]\n".repeat(9)
+            ),
+            &["layer 7", "0x0 pixels", "too much downsampling"],
+        ),
+    ];
+    for (text, needles) in cases {
+        let e = yolo_lab::model::ModelConfig::parse(&text, std::path::Path::new("bad.yaml"), "bad", Some(3), None)
+            .and_then(|c| Yolo::from_config(c, Device::Cpu).map(|_| ()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.yaml"), "{e}");
+        for n in needles {
+            assert!(e.contains(n), "`{n}` not in: {e}");
+        }
+    }
+}

@@ -258,6 +258,10 @@ fn settings_are_checked_before_any_work() {
         (tiny(dir.path()).hyp("scratch-huge"), "scratch-huge"),
         (tiny(dir.path()).weights(dir.path().join("none.safetensors")), "none.safetensors"),
         (tiny(dir.path()).label_smoothing(1.5), "label_smoothing"),
+        // issue 10.3: these used to panic in libtorch ("does not require grad") or abort on a 2 TB allocation
+        (tiny(dir.path()).freeze(25), "nothing would train"),
+        (tiny(dir.path()).freeze_schedule(FreezeSchedule::seed003(1, 1, 1, 30)), "nothing would train"),
+        (tiny(dir.path()).imgsz(1_000_000), "above 8192"),
     ];
     for (t, needle) in cases {
         let e = t.fit().unwrap_err().to_string();

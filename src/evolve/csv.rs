@@ -156,11 +156,8 @@ pub fn hyp_evolve_yaml(csv: &EvolveCsv, fitness: &dyn Fn(&[f64; 7]) -> f64) -> O
     if csv.rows.is_empty() {
         return None;
     }
-    let best = (0..csv.rows.len())
-        .map(|i| (i, fitness(&csv.results(i))))
-        .fold((0, f64::MIN), |m, x| if x.1 > m.1 { x } else { m })
-        .0;
-    hyp_evolve_yaml_row(csv, best)
+    let fits: Vec<f64> = (0..csv.rows.len()).map(|i| fitness(&csv.results(i))).collect();
+    hyp_evolve_yaml_row(csv, super::top_rows(&fits, 1)[0])
 }
 
 /// hyp_evolve.yaml text naming row `best` as the best generation.

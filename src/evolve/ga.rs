@@ -34,10 +34,12 @@ pub fn parent_weights(fitness: &[f64]) -> Vec<f64> {
     fitness.iter().map(|f| f - min + 1e-6).collect()
 }
 
-/// Indices of the top `n` rows by fitness, best first.
+/// Indices of the top `n` rows by fitness, best first (stable: the first of equals first). A fitness that is
+/// not a number ranks below every number. This is the one definition of "best row" everywhere.
 pub fn top_rows(fitness: &[f64], n: usize) -> Vec<usize> {
+    let key = |i: usize| if fitness[i].is_nan() { f64::NEG_INFINITY } else { fitness[i] };
     let mut idx: Vec<usize> = (0..fitness.len()).collect();
-    idx.sort_by(|&a, &b| fitness[b].total_cmp(&fitness[a]));
+    idx.sort_by(|&a, &b| key(b).total_cmp(&key(a)));
     idx.truncate(n);
     idx
 }
@@ -195,6 +197,9 @@ pub fn population_next(
     let tsize = ((s.tournament.1.min(n) as f64 - generation as f64 / (gens.max(1) as f64 / 10.0)) as usize)
         .max(s.tournament.0)
         .min(n);
+    if n == 0 {
+        return vec![];
+    }
     let mut selected: Vec<usize> = (0..n.saturating_sub(elite))
         .map(|_| {
             let mut idx: Vec<usize> = (0..n).collect();
@@ -208,6 +213,9 @@ pub fn population_next(
     if let Some(&cut) = order.get(elite.saturating_sub(1)) {
         let thr = scores[cut];
         selected.extend((0..n).filter(|&i| scores[i] >= thr));
+    }
+    if selected.is_empty() {
+        selected = (0..n).collect();
     }
     let crossover = s.crossover.0.max(s.crossover.1.min(1.0 - frac));
     let mutation = s.mutation.0.max(s.mutation.1.min(0.5 - frac));

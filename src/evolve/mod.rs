@@ -290,6 +290,14 @@ impl Evolver {
         if self.workers == 0 {
             return Err(Error::Config { name: "evolve workers", message: "must be at least 1".into() });
         }
+        if let Ga::Population(p) = &self.algorithm
+            && p.size < 2
+        {
+            return Err(Error::Config {
+                name: "population",
+                message: format!("{} individuals cannot breed; give at least 2", p.size),
+            });
+        }
         self.base.validate()?;
         for d in &self.devices {
             self.base.clone().device(d.as_str()).validate()?;

@@ -4,6 +4,7 @@
 //! `state_dict` (`model.0.conv.weight`, `model.24.anchors`), so weights converted from YOLOv5 load one-to-one
 //! and freezing by module index means the same thing in both.
 
+mod check;
 mod detect;
 mod layers;
 mod summary;

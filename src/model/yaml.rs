@@ -133,6 +133,8 @@ pub struct ModelConfig {
     pub width_multiple: f64,
     /// Layers in order.
     pub layers: Vec<LayerSpec>,
+    /// Whether the anchors are placeholders (`anchors: N`) that only AutoAnchor turns into real ones.
+    pub placeholder_anchors: bool,
 }
 
 impl ModelConfig {
@@ -171,6 +173,11 @@ impl ModelConfig {
         }
         let gd = num("depth_multiple")?;
         let gw = num("width_multiple")?;
+        for (k, v) in [("depth_multiple", gd), ("width_multiple", gw)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(bad(format!("`{k}` is {v}, must be a positive number")));
+            }
+        }
         let divisor = doc.get("channel_multiple").and_then(Value::as_i64).unwrap_or(CHANNEL_DIVISOR);
         if let Some(act) = doc.get("activation")
             && !matches!(act.as_str(), Some("nn.SiLU()") | Some("nn.SiLU"))
@@ -178,7 +185,7 @@ impl ModelConfig {
             return Err(bad(format!("activation {act:?} is not supported (only nn.SiLU)")));
         }
         let yaml_anchors = parse_anchors(doc.get("anchors"), anchors).map_err(bad)?;
-        let na = yaml_anchors.first().map(Vec::len).unwrap_or(3) as i64;
+        let na = yaml_anchors.per_level() as i64;
         let no = na * (nc + 5);
 
         let rows: Vec<&Value> = ["backbone", "head"]
@@ -222,6 +229,9 @@ impl ModelConfig {
                 }
             };
             let n = row[1].as_i64().ok_or_else(|| here("`number` must be an integer".into()))?;
+            if n < 1 {
+                return Err(here(format!("`number` is {n}, must be at least 1")));
+            }
             // Python's round() rounds halves to even.
             let n = if n > 1 { ((n as f64 * gd).round_ties_even() as i64).max(1) } else { n } as usize;
             let module = row[2].as_str().ok_or_else(|| here("module must be a name".into()))?;
@@ -258,7 +268,7 @@ impl ModelConfig {
                 "Concat" => ModuleSpec::Concat { dim: arg_i(0, 1)? },
                 "Detect" => ModuleSpec::Detect {
                     nc,
-                    anchors: yaml_anchors.clone(),
+                    anchors: yaml_anchors.levels(from.len()),
                     ch: from.iter().map(|&f| input(f)).collect(),
                 },
                 other => {
@@ -287,43 +297,81 @@ impl ModelConfig {
             Some(ModuleSpec::Detect { .. }) => {}
             _ => return Err(bad("the last layer must be Detect".into())),
         }
-        Ok(ModelConfig { name: name.into(), source: source.into(), nc, depth_multiple: gd, width_multiple: gw, layers })
+        if layers[..layers.len() - 1].iter().any(|l| matches!(l.module, ModuleSpec::Detect { .. })) {
+            return Err(bad("only the last layer may be Detect".into()));
+        }
+        super::check::check_shapes(&layers).map_err(bad)?;
+        Ok(ModelConfig {
+            name: name.into(),
+            source: source.into(),
+            nc,
+            depth_multiple: gd,
+            width_multiple: gw,
+            layers,
+            placeholder_anchors: matches!(yaml_anchors, Anchors::Count(_)),
+        })
     }
 }
 
-/// Anchors per level from the yaml list (pixels), or `k` placeholders per level when an integer is given
-/// (`anchors: 3` in a yaml, or the hyp's `anchors`): placeholder values are replaced by AutoAnchor.
-fn parse_anchors(
-    v: Option<&Value>,
-    override_count: Option<usize>,
-) -> std::result::Result<Vec<Vec<(f64, f64)>>, String> {
-    let levels = match v {
-        Some(Value::Sequence(levels)) => levels.clone(),
-        Some(Value::Number(n)) => {
-            let k = n.as_u64().ok_or("`anchors` must be a list or a count")? as usize;
-            return Ok(placeholders(3, k));
+/// The yaml's `anchors`: pixel sizes per level, or a count of placeholders per level.
+enum Anchors {
+    /// `[level][anchor] = (w, h)` in pixels.
+    List(Vec<Vec<(f64, f64)>>),
+    /// `anchors: N` (or the hyp's `anchors`): N placeholders per level, replaced by AutoAnchor.
+    Count(usize),
+}
+
+impl Anchors {
+    fn per_level(&self) -> usize {
+        match self {
+            Anchors::List(l) => l.first().map(Vec::len).unwrap_or(0),
+            Anchors::Count(k) => *k,
         }
+    }
+
+    /// Anchors for a Detect layer with `nl` inputs: the list as given (its length is checked against `nl`
+    /// by the shape pass), or `list(range(2k))` per level as YOLOv5 builds placeholders.
+    fn levels(&self, nl: usize) -> Vec<Vec<(f64, f64)>> {
+        match self {
+            Anchors::List(l) => l.clone(),
+            Anchors::Count(k) => {
+                (0..nl).map(|_| (0..*k).map(|j| ((2 * j) as f64, (2 * j + 1) as f64)).collect()).collect()
+            }
+        }
+    }
+}
+
+/// Parse `anchors`; `override_count` (the hyp's `anchors`) replaces them by that many placeholders per level.
+fn parse_anchors(v: Option<&Value>, override_count: Option<usize>) -> std::result::Result<Anchors, String> {
+    let anchors = match v {
+        Some(Value::Sequence(levels)) => Anchors::List(
+            levels
+                .iter()
+                .map(|l| {
+                    let xs: Vec<f64> = l
+                        .as_sequence()
+                        .ok_or("each anchor level must be a list")?
+                        .iter()
+                        .filter_map(Value::as_f64)
+                        .collect();
+                    if xs.is_empty() || !xs.len().is_multiple_of(2) {
+                        return Err(format!("anchor level {xs:?} must hold w, h pairs"));
+                    }
+                    if xs.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+                        return Err(format!("anchor level {xs:?} must hold positive sizes"));
+                    }
+                    Ok(xs.chunks(2).map(|c| (c[0], c[1])).collect())
+                })
+                .collect::<std::result::Result<_, String>>()?,
+        ),
+        Some(Value::Number(n)) => Anchors::Count(n.as_u64().ok_or("`anchors` must be a list or a count")? as usize),
         _ => return Err("`anchors` is missing".into()),
     };
-    if let Some(k) = override_count {
-        return Ok(placeholders(levels.len(), k));
+    let anchors = override_count.map(Anchors::Count).unwrap_or(anchors);
+    if anchors.per_level() == 0 {
+        return Err("`anchors` must give at least 1 anchor per level".into());
     }
-    levels
-        .iter()
-        .map(|l| {
-            let xs: Vec<f64> =
-                l.as_sequence().ok_or("each anchor level must be a list")?.iter().filter_map(Value::as_f64).collect();
-            if xs.is_empty() || !xs.len().is_multiple_of(2) {
-                return Err(format!("anchor level {xs:?} must hold w, h pairs"));
-            }
-            Ok(xs.chunks(2).map(|c| (c[0], c[1])).collect())
-        })
-        .collect()
-}
-
-/// `list(range(2k))` per level, as YOLOv5 builds placeholder anchors.
-fn placeholders(levels: usize, k: usize) -> Vec<Vec<(f64, f64)>> {
-    (0..levels).map(|_| (0..k).map(|j| ((2 * j) as f64, (2 * j + 1) as f64)).collect()).collect()
+    Ok(anchors)
 }
 
 #[cfg(test)]

@@ -114,6 +114,7 @@ impl EvolveResults {
     /// YOLOv5's evolve.png: one panel per hyperparameter (6×5 grid, up to 30), value against fitness, points
     /// coloured by log density (viridis), the best row marked with a black +, titles `key = best`.
     pub fn plot_evolve(&self) -> Result<Figure> {
+        self.require_rows()?;
         let keys = self.keys();
         let f = self.fitness().to_vec();
         let best = self.best_row();
@@ -160,6 +161,7 @@ impl EvolveResults {
 
     /// Fitness of every row in order, with the running best.
     pub fn plot_fitness_history(&self) -> Result<Figure> {
+        self.require_rows()?;
         let f = self.fitness().to_vec();
         let mut best = Vec::with_capacity(f.len());
         let mut m = f64::MIN;
@@ -208,6 +210,7 @@ impl EvolveResults {
     /// Parallel coordinates of the `k` best rows: each hyperparameter scaled to its range over all rows,
     /// lines coloured by fitness (viridis, yellow = best).
     pub fn plot_parallel(&self, k: usize) -> Result<Figure> {
+        self.require_rows()?;
         let keys: Vec<String> = self
             .keys()
             .into_iter()
@@ -258,6 +261,7 @@ impl EvolveResults {
 
     /// Bars of each hyperparameter's importance (η² of fitness ranks) with Spearman's rho as a second bar.
     pub fn plot_importance(&self) -> Result<Figure> {
+        self.require_rows()?;
         let imp: Vec<(String, f64, f64)> = self
             .keys()
             .into_iter()

@@ -27,6 +27,8 @@ pub const SAM_RHO: f64 = 0.05;
 const AMP_INIT_SCALE: f64 = 65536.0;
 /// Steps without overflow before the scale doubles (GradScaler growth_interval).
 const AMP_GROWTH_INTERVAL: u32 = 2000;
+/// Largest accepted image size in pixels (YOLOv5 sets none; its largest models train at 1280).
+pub const MAX_IMAGE_SIZE: i64 = 8192;
 /// Telemetry sampling period.
 const TELEMETRY_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -91,6 +93,17 @@ impl Trainer {
         if self.imgsz < 32 {
             return bad("imgsz", format!("{} is below 32 pixels", self.imgsz));
         }
+        if self.imgsz > MAX_IMAGE_SIZE {
+            return bad(
+                "imgsz",
+                format!(
+                    "{} pixels is above {MAX_IMAGE_SIZE}: one batch of {} would need {:.0} GB",
+                    self.imgsz,
+                    self.batch,
+                    (self.batch as f64 * 3.0 * (self.imgsz as f64).powi(2) * 4.0) / 1e9
+                ),
+            );
+        }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad("label_smoothing", format!("{} is outside [0, 1)", self.label_smoothing));
         }
@@ -118,7 +131,22 @@ impl Trainer {
             return bad("sam", "needs a base optimizer".into());
         }
         parse_device(&self.device)?;
-        ModelConfig::load(&self.cfg, None, None)?;
+        let cfg = ModelConfig::load(&self.cfg, None, None)?;
+        let layers = cfg.layers.len();
+        let stages = self.freeze_schedule.iter().flat_map(|s| s.stages.iter().map(|st| &st.freeze));
+        for f in std::iter::once(&self.freeze).chain(stages) {
+            let frozen = f.indices();
+            if (0..layers).all(|i| frozen.contains(&i)) {
+                return bad(
+                    "freeze",
+                    format!(
+                        "`{f}` freezes all {layers} modules of {} (0-{}): nothing would train",
+                        cfg.name,
+                        layers - 1
+                    ),
+                );
+            }
+        }
         self.load_hyp()?;
         Ok(())
     }
@@ -234,7 +262,6 @@ impl<'a> Run<'a> {
             }
             None => (t.load_hyp()?, increment_dir(&t.project, &t.name, t.exist_ok || t.evolve_mode)),
         };
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         // model: YOLOv5 rebuilds the anchors from the hyp's count when it has one
         let anchors = hyp.anchors.map(|a| a.round_ties_even().max(1.0) as usize);
         let mut model = Yolo::from_config(ModelConfig::load(&t.cfg, Some(nc), anchors)?, device)?;
@@ -283,6 +310,12 @@ impl<'a> Run<'a> {
         if !t.noautoanchor && resume.is_none() {
             let mut rng = rng_for(&[t.seed, 7]);
             progress.line(&super::autoanchor::check_anchors(&model, &data.train.items, hyp.anchor_t, imgsz, &mut rng));
+        } else if t.noautoanchor && resume.is_none() && model.config.placeholder_anchors {
+            progress.line(&format!(
+                "WARNING {}: the anchors are placeholders (`anchors: N` in the model yaml or the hyp) and \
+                 noautoanchor skips the AutoAnchor run that replaces them; training on them will learn poorly",
+                model.config.source.display()
+            ));
         }
         let nl = model.detect().m.len();
         let loss = ComputeLoss::new(
@@ -341,7 +374,8 @@ impl<'a> Run<'a> {
         for g in &mut opt.groups {
             g.lr = g.initial_lr * lr_factor(start_epoch as f64, epochs, hyp.lrf, t.cos_lr) * stage_scale;
         }
-        // a resumed run keeps the hyp.yaml and opt.yaml it was started with
+        // the run folder appears once everything is checked; a resumed run keeps its hyp.yaml and opt.yaml
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         if !t.evolve_mode && resume.is_none() {
             crate::fsutil::write_atomic(&dir.join("hyp.yaml"), hyp.to_yaml_string().as_bytes())?;
             crate::fsutil::write_atomic(&dir.join("opt.yaml"), opt_yaml(t).as_bytes())?;

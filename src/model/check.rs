@@ -1,0 +1,107 @@
+//! A dry shape pass over a parsed model config: every layer's output (channels, height, width) for the stride
+//! probe's input, computed without building a tensor. A config that libtorch would reject deep inside a
+//! forward pass (a kernel of 0, channels that vanish, a Concat of different sizes, more downsampling than the
+//! probe image allows) is refused here with the layer named, before any variable is created.
+
+use super::STRIDE_PROBE_SIZE;
+use super::yaml::{LayerSpec, ModuleSpec};
+
+/// Output shape of a layer: channels, height, width.
+type Shape = (i64, i64, i64);
+
+/// Check every layer of `layers` on a `3 × STRIDE_PROBE_SIZE²` input; the error message names the layer.
+pub(crate) fn check_shapes(layers: &[LayerSpec]) -> Result<(), String> {
+    let mut out: Vec<Shape> = Vec::with_capacity(layers.len());
+    let input = (3, STRIDE_PROBE_SIZE, STRIDE_PROBE_SIZE);
+    for (i, l) in layers.iter().enumerate() {
+        let here = |m: String| format!("layer {i} ({}): {m}", l.module.type_name());
+        let src = |f: i64| -> Shape {
+            if i == 0 {
+                input
+            } else if f < 0 {
+                out[(i as i64 + f) as usize]
+            } else {
+                out[f as usize]
+            }
+        };
+        let (c1, h, w) = src(l.from[0]);
+        let positive =
+            |what: &str, v: i64| if v >= 1 { Ok(()) } else { Err(here(format!("{what} is {v}, must be at least 1"))) };
+        let shape = match &l.module {
+            ModuleSpec::Conv { c2, k, s, p, .. } => {
+                positive("output channels", *c2)?;
+                positive("kernel size", *k)?;
+                positive("stride", *s)?;
+                if *p < 0 {
+                    return Err(here(format!("padding is {p}, must be at least 0")));
+                }
+                let side = |x: i64| if x + 2 * p >= *k { (x + 2 * p - k) / s + 1 } else { 0 };
+                (*c2, side(h), side(w))
+            }
+            ModuleSpec::C3 { c2, .. } | ModuleSpec::Bottleneck { c2, .. } => {
+                if *c2 < 2 {
+                    return Err(here(format!("output channels are {c2}; its hidden convolutions need at least 2")));
+                }
+                (*c2, h, w)
+            }
+            ModuleSpec::Sppf { c2, k, .. } => {
+                positive("output channels", *c2)?;
+                if c1 < 2 {
+                    return Err(here(format!("input channels are {c1}; its hidden convolution needs at least 2")));
+                }
+                if *k < 1 || k % 2 == 0 {
+                    return Err(here(format!("pool kernel is {k}, must be odd and positive")));
+                }
+                (*c2, h, w)
+            }
+            ModuleSpec::Upsample { scale } => {
+                if !(scale.is_finite() && *scale > 0.0) {
+                    return Err(here(format!("scale factor is {scale}, must be positive")));
+                }
+                (c1, (h as f64 * scale) as i64, (w as f64 * scale) as i64)
+            }
+            ModuleSpec::Concat { dim } => {
+                if *dim != 1 {
+                    return Err(here(format!("dimension {dim} is not supported (only 1, the channels)")));
+                }
+                let shapes: Vec<Shape> = l.from.iter().map(|&f| src(f)).collect();
+                if shapes.iter().any(|s| (s.1, s.2) != (h, w)) {
+                    let sizes: Vec<String> =
+                        l.from.iter().zip(&shapes).map(|(f, s)| format!("from {f}: {}x{}", s.1, s.2)).collect();
+                    return Err(here(format!(
+                        "inputs differ in size at a {STRIDE_PROBE_SIZE}-pixel input ({})",
+                        sizes.join(", ")
+                    )));
+                }
+                (shapes.iter().map(|s| s.0).sum(), h, w)
+            }
+            ModuleSpec::Detect { anchors, ch, .. } => {
+                if anchors.len() != ch.len() {
+                    return Err(here(format!(
+                        "{} anchor levels for {} input layers (give one anchor list per input, or `anchors: N`)",
+                        anchors.len(),
+                        ch.len()
+                    )));
+                }
+                if anchors.iter().any(|a| a.len() != anchors[0].len() || a.is_empty()) {
+                    return Err(here("every level needs the same number of anchors, at least 1".into()));
+                }
+                for &f in &l.from {
+                    let s = src(f);
+                    if s.1 < 1 || s.2 < 1 {
+                        return Err(here(format!("input from {f} has no pixels left")));
+                    }
+                }
+                (l.c2, 1, 1)
+            }
+        };
+        if shape.1 < 1 || shape.2 < 1 {
+            return Err(here(format!(
+                "the output would be {}x{} pixels for a {STRIDE_PROBE_SIZE}-pixel input (too much downsampling)",
+                shape.1, shape.2
+            )));
+        }
+        out.push(shape);
+    }
+    Ok(())
+}

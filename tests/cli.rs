@@ -174,3 +174,65 @@ fn evolve_processes_sharing_a_folder_never_repeat_each_other() {
     labels.sort();
     assert_eq!(labels, (0..8).collect::<Vec<_>>(), "{gens}");
 }
+
+/// Issue 10.5: the smaller defects seen from the command line.
+#[test]
+fn messages_name_the_fault_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // a missing file: its OS error appears once
+    let out = yolo_lab(dir.path(), &["data", "--data", "nothere.yaml"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert_eq!(t.matches("No such file or directory").count(), 1, "{t}");
+    // unknown data-yaml keys are named, once
+    let data = own_data(dir.path(), 2);
+    let text_of = std::fs::read_to_string(&data).unwrap();
+    std::fs::write(&data, text_of + "trian: images/train\n").unwrap();
+    let out = yolo_lab(dir.path(), &["data", "--data", data.as_str(), "--img", "64", "--batch-size", "2"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert_eq!(t.matches("unknown keys ignored: trian").count(), 1, "{t}");
+    // --evolve-workers 0 is named as such
+    let out = yolo_lab(dir.path(), &["evolve", "--evolve-workers", "0", "--data", "shapes-tiny", "--img", "64"]);
+    assert!(text(&out).contains("`evolve workers`"), "{}", text(&out));
+    // a results.csv with a garbage row is refused, naming the line
+    let header: Vec<String> = yolo_lab::train::RESULTS_COLUMNS.iter().map(|c| format!("{c:>20}")).collect();
+    std::fs::write(dir.path().join("results.csv"), format!("{}\ngarbage,,,\n", header.join(","))).unwrap();
+    let out = yolo_lab(dir.path(), &["plot-results", "results.csv"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("results.csv") && t.contains("line 2"), "{t}");
+}
+
+/// Issue 10.5: `anchors: N` with --noautoanchor trains on placeholder anchors; it says so.
+#[test]
+fn placeholder_anchors_without_autoanchor_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let y = yolo_lab::model::MODEL_CONFIGS[0].1;
+    let (start, end) = (y.find("anchors:  #").unwrap(), y.find("\n\n# [from").unwrap());
+    std::fs::write(dir.path().join("a3.yaml"), format!("{}anchors: 3{}", &y[..start], &y[end..])).unwrap();
+    let out = yolo_lab(
+        dir.path(),
+        &[
+            "train",
+            "--cfg",
+            "a3.yaml",
+            "--noautoanchor",
+            "--data",
+            "shapes-tiny",
+            "--img",
+            "64",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+        ],
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("WARNING") && t.contains("placeholders") && t.contains("a3.yaml"), "{t}");
+}

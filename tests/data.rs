@@ -58,7 +58,7 @@ fn scan_reports_and_skips_corrupt_files() {
     std::fs::write(lbl(5), "2 0.5 0.5 0.2 0.2\n2 0.5 0.5 0.2 0.2\n").unwrap(); // duplicate row
     std::fs::write(lbl(6), "7 0.5 0.5 0.2 0.2\n").unwrap(); // class outside the names
     std::fs::write(&imgs[7], b"this is not a jpeg").unwrap(); // undecodable
-    // a JPEG cut short: still decodable (restored) or not (skipped), never a panic
+    // a JPEG without its end marker that still decodes completely: used, and never rewritten (issue 10.2)
     let full = std::fs::read(&imgs[8]).unwrap();
     std::fs::write(&imgs[8], &full[..full.len() - 2]).unwrap();
 
@@ -80,8 +80,9 @@ fn scan_reports_and_skips_corrupt_files() {
     assert_eq!(issue("cannot decode").path, imgs[7]);
     assert_eq!(issue("duplicate").kind, IssueKind::Fixed);
     let truncated = r.issues.iter().find(|i| i.path == imgs[8]).expect("the truncated JPEG is reported");
-    assert!(truncated.message.contains("restored"), "{truncated:?}");
-    assert!(std::fs::read(&imgs[8]).unwrap().ends_with(&[0xFF, 0xD9]), "restored JPEG ends with EOI");
+    assert!(truncated.message.contains("used as decoded") && truncated.message.contains("left unchanged"));
+    assert_eq!(truncated.kind, IssueKind::Fixed);
+    assert_eq!(std::fs::read(&imgs[8]).unwrap(), &full[..full.len() - 2], "the user's file is not rewritten");
 
     assert_eq!((r.corrupt, r.empty, r.missing), (4, 1, 1));
     assert_eq!(s.len(), 5);
@@ -248,4 +249,75 @@ fn voc_conversion_and_splits() {
     assert_eq!((labels[0].class, labels[1].class), (11, 14));
     assert!((labels[0].cx - 0.20).abs() < 1e-6 && (labels[0].cy - 0.50).abs() < 1e-6);
     assert!(matches!(convert_voc(&dir.path().join("empty"), &out), Err(Error::NoImages { .. })));
+}
+
+/// Issue 10.2: a JPEG cut in half is skipped with a message saying so (its labels would point at grey), and
+/// neither `scan` nor the loader writes to it.
+#[test]
+fn a_half_jpeg_is_skipped_and_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = write_shapes(dir.path(), "train", 2, 96);
+    // a detailed picture, so that no bottom row is flat by itself
+    let noise = image::RgbImage::from_fn(96, 96, |x, y| {
+        image::Rgb([(x * 7 % 251) as u8, (y * 13 % 241) as u8, ((x ^ y) * 3) as u8])
+    });
+    noise.save(&imgs[1]).unwrap();
+    let full = std::fs::read(&imgs[1]).unwrap();
+    let half = &full[..full.len() / 2];
+    std::fs::write(&imgs[1], half).unwrap();
+    let y = write_yaml(dir.path(), "train: images/train\nval: images/train\nnames: [circle, rectangle, triangle]\n");
+    let s = Dataset::from_yaml(&y).unwrap().scan(Split::Train).unwrap();
+    let issue = s.report.issues.iter().find(|i| i.path == imgs[1]).expect("reported");
+    assert_eq!(issue.kind, IssueKind::Skipped);
+    assert!(issue.message.contains("truncated JPEG") && issue.message.contains("left unchanged"), "{issue:?}");
+    assert_eq!(s.len(), 1);
+    assert_eq!(std::fs::read(&imgs[1]).unwrap(), half, "the user's file is not rewritten");
+}
+
+/// Issue 10.5: a FIFO named like an image (or a label) is reported and skipped instead of hanging the scan.
+#[test]
+fn a_fifo_named_jpg_does_not_hang_the_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = write_shapes(dir.path(), "train", 2, 64);
+    let fifo = imgs[0].with_file_name("pipe.jpg");
+    let label_fifo = label_path_for(&imgs[1]);
+    std::fs::remove_file(&label_fifo).unwrap();
+    for p in [&fifo, &label_fifo] {
+        assert!(std::process::Command::new("mkfifo").arg(p).status().unwrap().success());
+    }
+    let y = write_yaml(dir.path(), "train: images/train\nval: images/train\nnames: [circle, rectangle, triangle]\n");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(Dataset::from_yaml(&y).unwrap().scan(Split::Train)));
+    let s = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the scan finished").unwrap();
+    let reported = |p: &Path| s.report.issues.iter().any(|i| i.path == p && i.message.contains("not a regular file"));
+    assert!(reported(&fifo) && reported(&label_fifo), "{:#?}", s.report.issues);
+    assert_eq!(s.len(), 1);
+}
+
+/// Issue 10.5: a label edited without changing its size or modification time is not served from the cache.
+#[test]
+fn a_label_edited_in_place_invalidates_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = write_shapes(dir.path(), "train", 2, 64);
+    let lp = label_path_for(&imgs[0]);
+    std::fs::write(&lp, "0 0.5 0.5 0.2 0.2\n").unwrap();
+    let mtime = std::fs::metadata(&lp).unwrap().modified().unwrap();
+    let y = write_yaml(dir.path(), "train: images/train\nval: images/train\nnames: [circle, rectangle, triangle]\n");
+    let first = Dataset::from_yaml(&y).unwrap().scan(Split::Train).unwrap();
+    assert_eq!(first.items[0].labels[0].class, 0);
+    std::fs::write(&lp, "2 0.5 0.5 0.2 0.2\n").unwrap(); // same size
+    std::fs::File::options().write(true).open(&lp).unwrap().set_modified(mtime).unwrap();
+    let second = Dataset::from_yaml(&y).unwrap().scan(Split::Train).unwrap();
+    assert!(!second.report.from_cache);
+    assert_eq!(second.items[0].labels[0].class, 2);
+}
+
+/// Issue 10.5: a data yaml path that does not exist is reported as a missing file, not an unknown set name.
+#[test]
+fn a_missing_data_yaml_is_a_missing_file() {
+    for p in ["nowhere/data.yaml", "data.yaml"] {
+        let e = Dataset::load(p).unwrap_err().to_string();
+        assert!(e.contains(p) && e.contains("No such file"), "{e}");
+        assert!(!e.contains("unknown data set"), "{e}");
+    }
 }

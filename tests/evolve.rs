@@ -278,3 +278,20 @@ fn empty_and_nan_evolve_files() {
     let yaml = csv::hyp_evolve_yaml(&csv::read(&p).unwrap(), &yolov5_fitness).unwrap();
     assert!(yaml.contains("# Best generation: 2"), "{yaml}");
 }
+
+/// Issue 10.5: a torn last row of evolve.csv (a worker killed mid-write) is dropped with a notice, and the
+/// generations.csv line of the row that replaces it says so.
+#[test]
+fn a_torn_row_is_dropped_with_a_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = base(dir.path()).generations(1).plot(false).run().unwrap();
+    let p = run.dir.join("evolve.csv");
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    let last = text.lines().last().unwrap().to_string();
+    text.push_str(&last[..last.len() / 2]);
+    std::fs::write(&p, text).unwrap();
+    let again = base(dir.path()).generations(2).name("exp").resume().plot(false).run().unwrap();
+    assert_eq!(again.rows, 2);
+    let gens = std::fs::read_to_string(run.dir.join("generations.csv")).unwrap();
+    assert!(gens.lines().last().unwrap().contains("torn last row"), "{gens}");
+}

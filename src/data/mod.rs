@@ -171,7 +171,13 @@ impl Dataset {
     /// A data set by registry name, or by yaml path when the argument names an existing file.
     pub fn load(name_or_path: &str) -> Result<Self> {
         let p = Path::new(name_or_path);
-        if p.is_file() { Self::from_yaml(p) } else { Self::named(name_or_path) }
+        let looks_like_a_path = name_or_path.contains(std::path::MAIN_SEPARATOR)
+            || p.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        if p.is_file() || looks_like_a_path {
+            Self::from_yaml(p) // a missing file is an I/O error naming it, not an unknown registry name
+        } else {
+            Self::named(name_or_path)
+        }
     }
 
     /// Number of classes.

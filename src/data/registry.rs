@@ -192,6 +192,13 @@ pub(super) fn from_data_yaml(path: &Path) -> Result<Dataset> {
     let bad = |message: String| Error::DataConfig { path: path.into(), message };
     let map = value.as_mapping().ok_or_else(|| bad("expected a mapping with train, val and names".into()))?;
     let get = |k: &str| map.get(serde_yaml::Value::String(k.into()));
+    let unknown: Vec<String> = map.keys().map(yaml_scalar).filter(|k| !DATA_YAML_KEYS.contains(&k.as_str())).collect();
+    if !unknown.is_empty() {
+        warn_once(
+            path,
+            &format!("unknown keys ignored: {} (known: {})", unknown.join(", "), DATA_YAML_KEYS.join(", ")),
+        );
+    }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     // YOLOv5 resolves a relative `path` against its repository root; the nearest analogues here are the
     // yaml's folder, the working folder and the yaml's parent folder: the first that exists wins.
@@ -267,6 +274,20 @@ pub(super) fn from_data_yaml(path: &Path) -> Result<Dataset> {
         }
     }
     Ok(ds)
+}
+
+/// Keys of a YOLOv5 data yaml (`download` is YOLOv5's fetch script, `roboflow` a Roboflow export's block).
+pub const DATA_YAML_KEYS: [&str; 8] = ["path", "train", "val", "test", "names", "nc", "download", "roboflow"];
+
+/// A warning about a file, printed once per process.
+fn warn_once(path: &Path, message: &str) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let line = format!("WARNING {}: {message}", path.display());
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if !seen.contains(&line) {
+        eprintln!("{line}");
+        seen.push(line);
+    }
 }
 
 fn yaml_scalar(v: &serde_yaml::Value) -> String {

@@ -13,7 +13,7 @@ pub const IMG_FORMATS: [&str; 10] = ["bmp", "dng", "jpeg", "jpg", "mpo", "png", 
 /// Smallest accepted image side in pixels (`verify_image_label`: `shape[0] > 9 & shape[1] > 9`).
 pub const MIN_IMAGE_SIDE: u32 = 10;
 /// Label cache format version; bump when [`CacheFile`] changes.
-const CACHE_VERSION: u32 = 1;
+const CACHE_VERSION: u32 = 2;
 
 /// One object: class index and a normalised centre-size box.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -238,18 +238,25 @@ fn fnv1a(hash: &mut u64, bytes: &[u8]) {
     }
 }
 
-/// Hash of every image and label path with its size and modification time.
+/// Hash of every image path with its size and modification time, and of every label file's contents (an
+/// edit that keeps a label's size and time still invalidates the cache; label files are small).
 fn files_hash(images: &[PathBuf]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     for im in images {
-        for p in [im.clone(), label_path_for(im)] {
-            fnv1a(&mut h, p.to_string_lossy().as_bytes());
-            if let Ok(m) = std::fs::metadata(&p) {
-                fnv1a(&mut h, &m.len().to_le_bytes());
-                let t = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-                fnv1a(&mut h, &t.map(|d| d.as_nanos()).unwrap_or(0).to_le_bytes());
-            }
+        fnv1a(&mut h, im.to_string_lossy().as_bytes());
+        if let Ok(m) = std::fs::metadata(im) {
+            fnv1a(&mut h, &m.len().to_le_bytes());
+            let t = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            fnv1a(&mut h, &t.map(|d| d.as_nanos()).unwrap_or(0).to_le_bytes());
         }
+        let label = label_path_for(im);
+        fnv1a(&mut h, label.to_string_lossy().as_bytes());
+        match std::fs::metadata(&label) {
+            Ok(m) if m.is_file() => fnv1a(&mut h, &std::fs::read(&label).unwrap_or_default()),
+            Ok(_) => fnv1a(&mut h, b"not a regular file"),
+            Err(_) => fnv1a(&mut h, b"missing"),
+        }
+        fnv1a(&mut h, &[0xFF]);
     }
     h
 }
@@ -330,6 +337,9 @@ fn verify(image: &Path, nc: usize) -> Verified {
         Err(msg) => return corrupt(image, None, msg),
     };
     let label_file = label_path_for(image);
+    if std::fs::metadata(&label_file).is_ok_and(|m| !m.is_file()) {
+        return corrupt(&label_file, None, "the label is not a regular file".into());
+    }
     let text = match std::fs::read(&label_file) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -359,8 +369,14 @@ fn verify(image: &Path, nc: usize) -> Verified {
     Verified { sample: Some(Sample { image: image.into(), width, height, labels }), label_state: state, issues }
 }
 
-/// Decode the image fully (a header check misses truncated data); restore a truncated JPEG that still decodes.
+/// Decode the image fully (a header check misses truncated data). A JPEG without its end marker is never
+/// re-saved (YOLOv5 overwrites it in place; yolo-lab leaves the user's files alone): when it decodes to the
+/// last row it is used as decoded, and when its bottom is missing it is skipped, the message says which.
 fn check_image(path: &Path, issues: &mut Vec<Issue>) -> std::result::Result<(u32, u32), String> {
+    // a FIFO or device named like an image would block the read forever
+    if !std::fs::metadata(path).map_err(|e| e.to_string())?.is_file() {
+        return Err("not a regular file".into());
+    }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let img = image::load_from_memory(&bytes).map_err(|e| format!("cannot decode image: {e}"))?;
     let (w, h) = (img.width(), img.height());
@@ -369,14 +385,34 @@ fn check_image(path: &Path, issues: &mut Vec<Issue>) -> std::result::Result<(u32
     }
     let is_jpeg = matches!(image::guess_format(&bytes), Ok(image::ImageFormat::Jpeg));
     if is_jpeg && !bytes.ends_with(&[0xFF, 0xD9]) {
-        // YOLOv5 re-saves such files so that later readers (and other tools) see a complete JPEG.
-        let message = match super::imageops::save_jpeg(&img.to_rgb8(), path, 100) {
-            Ok(()) => "corrupt JPEG restored and saved".to_string(),
-            Err(e) => format!("truncated JPEG decoded but could not be re-saved ({e})"),
-        };
-        issues.push(Issue { path: path.into(), line: None, message, kind: IssueKind::Fixed });
+        let missing = missing_rows(&img.to_rgb8());
+        if missing as f64 >= TRUNCATED_SKIP_FRACTION * h as f64 {
+            return Err(format!(
+                "truncated JPEG: its bottom {missing} of {h} rows ({:.0}%) are missing, so labels there would point \
+                 at nothing; skipped (the file is left unchanged)",
+                100.0 * missing as f64 / h as f64
+            ));
+        }
+        issues.push(Issue {
+            path: path.into(),
+            line: None,
+            message: "JPEG without its end marker decodes completely; used as decoded (the file is left unchanged)"
+                .into(),
+            kind: IssueKind::Fixed,
+        });
     }
     Ok((w, h))
+}
+
+/// A truncated JPEG whose missing bottom band covers at least this fraction of its height is skipped.
+pub const TRUNCATED_SKIP_FRACTION: f64 = 0.01;
+
+/// Rows at the bottom of a decoded image that are one flat colour, the same in each: what a JPEG decoder
+/// fills in for data that is not in the file.
+fn missing_rows(img: &image::RgbImage) -> u32 {
+    let (w, h) = img.dimensions();
+    let fill = *img.get_pixel(0, h - 1);
+    (0..h).rev().take_while(|&y| (0..w).all(|x| *img.get_pixel(x, y) == fill)).count() as u32
 }
 
 /// Parse label text. Rows with more than 6 values are polygons, converted to their bounding box.

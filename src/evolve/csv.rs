@@ -114,6 +114,24 @@ pub fn lock(dir: &Path) -> Result<FolderLock> {
     Ok(FolderLock { _file: f })
 }
 
+/// Cut off a final line left without its newline by a crash mid-write, under the caller's lock. Returns
+/// whether there was one (its row is lost: the generation that wrote it trains again).
+pub fn repair_torn_line(path: &Path, _lock: &FolderLock) -> Result<bool> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if text.is_empty() || text.ends_with(b"\n") {
+        return Ok(false);
+    }
+    let keep = text.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
+    let f = std::fs::OpenOptions::new().write(true).open(path).at(path)?;
+    f.set_len(keep as u64).at(path)?;
+    f.sync_all().at(path)?;
+    Ok(true)
+}
+
 /// Append one row to evolve.csv (writing the header when the file is new or empty), under the caller's lock.
 /// A final line without its newline (a crash mid-write) is cut off first. Columns are matched by name: a new
 /// row for an existing file follows that file's column order.

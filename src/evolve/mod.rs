@@ -444,7 +444,14 @@ impl Ctx<'_> {
         let fit = self.evo.fitness_closure();
         let lock = csv::lock(&self.dir)?;
         let pairs: Vec<(String, f64)> = hyp.iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let torn = csv::repair_torn_line(&self.dir.join("evolve.csv"), &lock)?;
         let rows = csv::append(&self.dir.join("evolve.csv"), &lock, &out.results, &pairs)?;
+        let mut note = out.note.clone();
+        if torn {
+            let t = "replaces a torn last row of evolve.csv (written when a worker was killed), which was dropped";
+            println!("evolve: WARNING {}: {t}", self.dir.join("evolve.csv").display());
+            note = if note.is_empty() { t.to_string() } else { format!("{note}; {t}") };
+        }
         if let Some(c) = claim {
             claims::release(&self.dir, &lock, c)?;
         }
@@ -460,7 +467,7 @@ impl Ctx<'_> {
             format!("{f:.6}"),
             format!("{wall_s:.2}"),
             format!("{:.2}", out.train_s),
-            out.note.clone(),
+            note,
         ];
         csv::append_generation(&self.dir, &lock, &fields)?;
         drop(lock);

@@ -356,11 +356,9 @@ impl<'a> Run<'a> {
             best_fitness = meta.best_fitness;
             best_epoch = meta.best_epoch;
             last_opt_step = meta.last_opt_step;
-            rows = results::read(&dir.join("results.csv"))
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|r| r.epoch <= meta.epoch)
-                .collect();
+            let csv = dir.join("results.csv");
+            rows = if csv.is_file() { results::read(&csv)? } else { vec![] };
+            rows.retain(|r| r.epoch <= meta.epoch);
             progress.line(&format!("Resuming training from {} at epoch {start_epoch} of {epochs}", path.display()));
             if start_epoch >= epochs {
                 return Err(Error::Config {

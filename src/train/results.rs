@@ -112,11 +112,21 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<EpochRow>> {
         })
         .collect::<Result<_>>()?;
     let mut rows = Vec::new();
-    for (i, line) in lines.enumerate() {
+    let body: Vec<&str> = lines.collect();
+    for (i, line) in body.iter().enumerate() {
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        if cells.len() < head.len() || cells.iter().any(|c| c.is_empty()) {
-            // a line cut short by a crash: ignore it (only the last line can be)
+        if cells.len() == 1 && cells[0].is_empty() {
             continue;
+        }
+        if cells.len() != head.len() || cells.iter().any(|c| c.is_empty()) {
+            // a last line cut short by a crash (no newline after it) is ignored; anywhere else it is an error
+            if i + 1 == body.len() && !text.ends_with('\n') {
+                continue;
+            }
+            return Err(Error::DataConfig {
+                path: path.into(),
+                message: format!("line {}: {} cells for {} columns, or an empty cell", i + 2, cells.len(), head.len()),
+            });
         }
         let vals: Vec<f64> = idx
             .iter()

@@ -287,7 +287,9 @@ fn a_fifo_named_jpg_does_not_hang_the_scan() {
     }
     let y = write_yaml(dir.path(), "train: images/train\nval: images/train\nnames: [circle, rectangle, triangle]\n");
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(Dataset::from_yaml(&y).unwrap().scan(Split::Train)));
+    std::thread::spawn(move || {
+        let _ = tx.send(Dataset::from_yaml(&y).unwrap().scan(Split::Train));
+    });
     let s = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the scan finished").unwrap();
     let reported = |p: &Path| s.report.issues.iter().any(|i| i.path == p && i.message.contains("not a regular file"));
     assert!(reported(&fifo) && reported(&label_fifo), "{:#?}", s.report.issues);

@@ -1,7 +1,8 @@
-//! A dry shape pass over a parsed model config: every layer's output (channels, height, width) for the stride
-//! probe's input, computed without building a tensor. A config that libtorch would reject deep inside a
-//! forward pass (a kernel of 0, channels that vanish, a Concat of different sizes, more downsampling than the
-//! probe image allows) is refused here with the layer named, before any variable is created.
+//! A dry shape pass over a parsed model config: every layer's output (channels, height, width) for a given
+//! input, computed without building a tensor. A config that libtorch would reject deep inside a forward pass
+//! (a kernel of 0, channels that vanish, a Concat of different sizes, more downsampling than the image allows,
+//! a detection stride that is not a whole number of pixels) is refused here with the layer named, before any
+//! variable is created. The pass runs at the stride probe's size and at the two smallest training sizes.
 
 use super::STRIDE_PROBE_SIZE;
 use super::yaml::{LayerSpec, ModuleSpec};
@@ -9,10 +10,33 @@ use super::yaml::{LayerSpec, ModuleSpec};
 /// Output shape of a layer: channels, height, width.
 type Shape = (i64, i64, i64);
 
-/// Check every layer of `layers` on a `3 × STRIDE_PROBE_SIZE²` input; the error message names the layer.
-pub(crate) fn check_shapes(layers: &[LayerSpec]) -> Result<(), String> {
+/// Check a config: at the stride probe's size (where the Detect strides must come out whole), then at two
+/// and three times the largest stride (the smallest image sizes training accepts).
+pub(crate) fn check_config(layers: &[LayerSpec]) -> Result<(), String> {
+    let sides = pass(layers, STRIDE_PROBE_SIZE)?;
+    let detect = layers.last().map(|l| l.index).unwrap_or(0);
+    let mut max_stride = 32;
+    for (f, side) in sides {
+        if STRIDE_PROBE_SIZE % side != 0 {
+            return Err(format!(
+                "layer {detect} (models.yolo.Detect): the input from {f} is {side} pixels for a \
+                 {STRIDE_PROBE_SIZE}-pixel image, a stride of {:.2} that is not a whole number",
+                STRIDE_PROBE_SIZE as f64 / side as f64
+            ));
+        }
+        max_stride = max_stride.max(STRIDE_PROBE_SIZE / side);
+    }
+    for k in [2, 3] {
+        pass(layers, k * max_stride)?;
+    }
+    Ok(())
+}
+
+/// Every layer's shape on a `3 × side²` input; returns each Detect input's (from, height).
+fn pass(layers: &[LayerSpec], side: i64) -> Result<Vec<(i64, i64)>, String> {
     let mut out: Vec<Shape> = Vec::with_capacity(layers.len());
-    let input = (3, STRIDE_PROBE_SIZE, STRIDE_PROBE_SIZE);
+    let mut detect_inputs = Vec::new();
+    let input = (3, side, side);
     for (i, l) in layers.iter().enumerate() {
         let here = |m: String| format!("layer {i} ({}): {m}", l.module.type_name());
         let src = |f: i64| -> Shape {
@@ -68,10 +92,7 @@ pub(crate) fn check_shapes(layers: &[LayerSpec]) -> Result<(), String> {
                 if shapes.iter().any(|s| (s.1, s.2) != (h, w)) {
                     let sizes: Vec<String> =
                         l.from.iter().zip(&shapes).map(|(f, s)| format!("from {f}: {}x{}", s.1, s.2)).collect();
-                    return Err(here(format!(
-                        "inputs differ in size at a {STRIDE_PROBE_SIZE}-pixel input ({})",
-                        sizes.join(", ")
-                    )));
+                    return Err(here(format!("inputs differ in size at a {side}-pixel input ({})", sizes.join(", "))));
                 }
                 (shapes.iter().map(|s| s.0).sum(), h, w)
             }
@@ -91,17 +112,18 @@ pub(crate) fn check_shapes(layers: &[LayerSpec]) -> Result<(), String> {
                     if s.1 < 1 || s.2 < 1 {
                         return Err(here(format!("input from {f} has no pixels left")));
                     }
+                    detect_inputs.push((f, s.1));
                 }
                 (l.c2, 1, 1)
             }
         };
         if shape.1 < 1 || shape.2 < 1 {
             return Err(here(format!(
-                "the output would be {}x{} pixels for a {STRIDE_PROBE_SIZE}-pixel input (too much downsampling)",
+                "the output would be {}x{} pixels for a {side}-pixel input (too much downsampling)",
                 shape.1, shape.2
             )));
         }
         out.push(shape);
     }
-    Ok(())
+    Ok(detect_inputs)
 }

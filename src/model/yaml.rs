@@ -300,7 +300,7 @@ impl ModelConfig {
         if layers[..layers.len() - 1].iter().any(|l| matches!(l.module, ModuleSpec::Detect { .. })) {
             return Err(bad("only the last layer may be Detect".into()));
         }
-        super::check::check_shapes(&layers).map_err(bad)?;
+        super::check::check_config(&layers).map_err(bad)?;
         Ok(ModelConfig {
             name: name.into(),
             source: source.into(),

@@ -162,6 +162,10 @@ fn broken_model_yamls_are_named_errors_not_panics() {
             ),
             &["layer 7", "0x0 pixels", "too much downsampling"],
         ),
+        (
+            "nc: 3\ndepth_multiple: 1.0\nwidth_multiple: 1.0\nanchors: 3\nbackbone:\n  - [-1, 1, Conv, [16, 3, 3, 1]]\nhead:\n  - [-1, 1, Detect, [nc, anchors]]\n".into(),
+            &["layer 1", "86 pixels", "not a whole number"],
+        ),
     ];
     for (text, needles) in cases {
         let e = yolo_lab::model::ModelConfig::parse(&text, std::path::Path::new("bad.yaml"), "bad", Some(3), None)

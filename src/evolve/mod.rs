@@ -197,8 +197,7 @@ impl Evolver {
         }
         let settings = RunSettings::read(&opt)?;
         let hyp_file = dir.join("hyp.yaml");
-        let hyp =
-            if hyp_file.is_file() { Hyp::load(hyp_file.display().to_string())? } else { Hyp::load(&settings.hyp)? };
+        let hyp = if hyp_file.is_file() { Hyp::load(&hyp_file)? } else { Hyp::load(&settings.hyp)? };
         let mut clash = crate::train::settings::conflicts(&self.base, &settings, &hyp)?;
         let stored_seed = settings.evolve_seed.unwrap_or(0);
         if self.given.contains("seed") && self.seed != stored_seed {

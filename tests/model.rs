@@ -178,3 +178,11 @@ fn broken_model_yamls_are_named_errors_not_panics() {
         }
     }
 }
+
+/// Issue 10.5: a model yaml path that does not exist is a missing file, not an unknown config name.
+#[test]
+fn a_missing_model_yaml_is_a_missing_file() {
+    let e = yolo_lab::model::ModelConfig::load("nowhere/custom.yaml", None, None).unwrap_err().to_string();
+    assert!(e.contains("nowhere/custom.yaml") && e.contains("no such model yaml"), "{e}");
+    assert!(yolo_lab::model::ModelConfig::load("yolov5s.yaml", None, None).is_ok(), "built-in names may end in .yaml");
+}

@@ -147,9 +147,17 @@ impl ModelConfig {
             (std::fs::read_to_string(p).at(p)?, p.to_path_buf(), name)
         } else {
             let stem = name_or_path.trim_end_matches(".yaml");
+            let looks_like_a_path = name_or_path.contains(std::path::MAIN_SEPARATOR) || stem != name_or_path;
             match MODEL_CONFIGS.iter().find(|(n, _)| *n == stem) {
-                Some((n, t)) => (t.to_string(), PathBuf::from(format!("models/{n}.yaml")), n.to_string()),
-                None => {
+                Some((n, t)) if !name_or_path.contains(std::path::MAIN_SEPARATOR) => {
+                    (t.to_string(), PathBuf::from(format!("models/{n}.yaml")), n.to_string())
+                }
+                // a yaml path that does not exist is a missing file, not an unknown name
+                _ if looks_like_a_path => {
+                    let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no such model yaml");
+                    return Err(Error::io(p, e));
+                }
+                _ => {
                     return Err(Error::UnknownName {
                         kind: "model config",
                         name: name_or_path.into(),

@@ -44,7 +44,8 @@ pub struct RunSettings {
     pub noval: bool,
     /// Skip AutoAnchor.
     pub noautoanchor: bool,
-    /// Generations of an evolution (null for a training).
+    /// Generations of an evolution (null for a training; `false`, as older files wrote it, reads as null).
+    #[serde(deserialize_with = "count_or_null")]
     pub evolve: Option<usize>,
     /// Image cache (null, ram, ram-encoded, disk).
     pub cache: Option<String>,
@@ -93,6 +94,15 @@ pub struct RunSettings {
 impl Default for RunSettings {
     fn default() -> Self {
         RunSettings::of(&Trainer::default())
+    }
+}
+
+fn count_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<usize>, D::Error> {
+    use serde::de::Error as _;
+    match serde_yaml::Value::deserialize(d)? {
+        serde_yaml::Value::Null | serde_yaml::Value::Bool(false) => Ok(None),
+        serde_yaml::Value::Number(n) if n.as_u64().is_some() => Ok(n.as_u64().map(|n| n as usize)),
+        other => Err(D::Error::custom(format!("`evolve` must be a generation count or null, got {other:?}"))),
     }
 }
 
@@ -315,5 +325,28 @@ impl Trainer {
         t.interrupt_after = self.interrupt_after;
         t.resume = Some(path);
         Ok(Some(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_read_older_files() {
+        let t = Trainer::new().data("shapes-tiny").imgsz(96).epochs(7).cos_lr(true).freeze(3);
+        let s = RunSettings::of(&t);
+        let back = RunSettings::from_yaml(&s.to_yaml(), Path::new("opt.yaml")).unwrap();
+        assert_eq!(back, s);
+        let t2 = back.trainer(Hyp::default(), Path::new("opt.yaml")).unwrap();
+        assert_eq!((t2.imgsz, t2.epochs, t2.cos_lr, t2.freeze.indices()), (96, 7, true, vec![0, 1, 2]));
+        // the format written before settings were read back: Debug names, `evolve: false`
+        let old = "weights: ''\ncfg: yolov5n\ndata: shapes\nhyp: scratch-low\nepochs: 5\nbatch_size: 4\nimgsz: 64\n\
+                   evolve: false\ncache: None\noptimizer: Sgd\nfreeze: []\n";
+        let s = RunSettings::from_yaml(old, Path::new("opt.yaml")).unwrap();
+        let t = s.trainer(Hyp::default(), Path::new("opt.yaml")).unwrap();
+        assert_eq!((t.epochs, t.batch, t.cache, t.optimizer), (5, 4, Cache::None, crate::optim::OptimizerKind::Sgd));
+        let e = RunSettings::from_yaml("evolve: lots\n", Path::new("x/opt.yaml")).unwrap_err().to_string();
+        assert!(e.contains("x/opt.yaml") && e.contains("evolve"), "{e}");
     }
 }

@@ -324,6 +324,11 @@ impl Loader {
         EpochIter { rx: Some(rx), pending: BTreeMap::new(), next: 0, nb, inline: None }
     }
 
+    /// Image `k` as loaded before augmentation (`load_image`: decoded, long side resized to `img_size`).
+    pub fn loaded_image(&self, k: usize) -> Result<Image> {
+        Ok(self.load(k)?.img)
+    }
+
     fn load(&self, k: usize) -> Result<Loaded> {
         let i = &self.inner;
         let s = &i.samples[k];

@@ -264,7 +264,8 @@ fn files_hash(images: &[PathBuf]) -> u64 {
 /// The cache file of a list of images: beside the first image's label folder, as YOLOv5 does.
 fn cache_path(images: &[PathBuf]) -> Option<PathBuf> {
     let dir = label_path_for(images.first()?).parent()?.to_path_buf();
-    Some(dir.with_extension("cache"))
+    // not YOLOv5's `train.cache` (a numpy pickle): both tools can share a data set without rebuilding each other's
+    Some(dir.with_extension("yolo-lab.cache"))
 }
 
 /// Scan sources: list, verify (in parallel), apply the label cache, print issues and the summary line.

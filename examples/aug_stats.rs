@@ -7,8 +7,9 @@
 //! Prints one JSON object: per-channel pixel mean and std, the share of 114-grey fill, boxes per image, the
 //! share of source boxes kept, quantiles of box area and aspect, the share of boxes touching the border, and
 //! per-image mean saturation and value (OpenCV's HSV). With DUMP_DIR it also writes, for the first 16 images,
-//! the decoded pixels and the loader's resize to IMGSZ as raw RGB (`{i}.decoded.rgb`, `{i}.resized.rgb`,
-//! `{i}.json` with the sizes), which the Python script compares with OpenCV's decoder and resamplers.
+//! the decoded pixels and `load_image`'s resize to IMGSZ as raw RGB (`{i}.decoded.rgb`; `{i}.resized.rgb`
+//! from the augmenting loader, `{i}.area.rgb` from one without augmentation; `{i}.json` with the sizes),
+//! which the Python script compares with OpenCV's decoder and resamplers.
 //!
 //! A benchmark, not a test: it asserts nothing.
 
@@ -98,12 +99,14 @@ fn main() -> yolo_lab::Result<()> {
         let plain = Loader::new(&train, &hyp, raw)?;
         for (i, s) in train.items.iter().take(16).enumerate() {
             let decoded = imageops_decode(&s.image)?;
-            let resized = plain.loaded_image(i)?;
+            let resized = loader.loaded_image(i)?; // the training loader's load_image (INTER_LINEAR)
+            let area = plain.loaded_image(i)?; // without augmentation, shrinking uses INTER_AREA
             let write = |name: String, bytes: &[u8]| {
                 std::fs::write(dir.join(&name), bytes).map_err(|e| yolo_lab::Error::io(dir.join(name), e))
             };
             write(format!("{i}.decoded.rgb"), decoded.as_raw())?;
             write(format!("{i}.resized.rgb"), resized.as_raw())?;
+            write(format!("{i}.area.rgb"), area.as_raw())?;
             let meta = serde_json::json!({"path": s.image, "decoded": [decoded.width(), decoded.height()],
                 "resized": [resized.width(), resized.height()]});
             write(format!("{i}.json"), meta.to_string().as_bytes())?;

@@ -8,8 +8,9 @@ The same figures as `cargo run --release --example aug_stats` prints, computed f
     unshare -n -- $REF_PY .../scripts/aug_stats_yolov5.py IMAGES_DIR IMGSZ SAMPLES [HYP_YAML] [DUMP_DIR]
 
 With DUMP_DIR (written by the Rust example) it also compares, for the dumped images, yolo-lab's decoded pixels
-with cv2.imread and yolo-lab's load_image resize with cv2.resize (INTER_LINEAR, as YOLOv5 uses while
-augmenting, and INTER_AREA, as it uses otherwise when shrinking). A measurement, not a test.
+with cv2.imread and yolo-lab's load_image resizes with cv2.resize: the augmenting loader's with INTER_LINEAR
+(what YOLOv5 uses while augmenting), the plain loader's with INTER_AREA (what it uses otherwise when
+shrinking). A measurement, not a test.
 """
 import json
 import random
@@ -96,9 +97,10 @@ def main():
             dec.append(np.abs(ours.astype(int) - cv.astype(int)))
             rw, rh = m["resized"]
             ours_r = np.fromfile(dump / f"{meta.stem}.resized.rgb", np.uint8).reshape(rh, rw, 3).astype(int)
+            ours_a = np.fromfile(dump / f"{meta.stem}.area.rgb", np.uint8).reshape(rh, rw, 3).astype(int)
             if (rw, rh) != (cv.shape[1], cv.shape[0]):
                 lin.append(np.abs(ours_r - cv2.resize(cv, (rw, rh), interpolation=cv2.INTER_LINEAR).astype(int)))
-                area.append(np.abs(ours_r - cv2.resize(cv, (rw, rh), interpolation=cv2.INTER_AREA).astype(int)))
+                area.append(np.abs(ours_a - cv2.resize(cv, (rw, rh), interpolation=cv2.INTER_AREA).astype(int)))
         pack = lambda d: {"mean_abs": float(np.mean([x.mean() for x in d])), "max_abs": int(max(x.max() for x in d))} if d else None
         out["decode_vs_cv2_imread"] = pack(dec)
         out["resize_vs_cv2_linear"] = pack(lin)

@@ -62,7 +62,7 @@ pub fn letterbox(img: &Image, new_shape: (u32, u32), scaleup: bool) -> (Image, L
     }
     let (uw, uh) = ((w * r).round() as u32, (h * r).round() as u32);
     let (dw, dh) = ((nw - uw as f32) / 2.0, (nh - uh as f32) / 2.0);
-    let resized = resize(img, uw, uh);
+    let resized = resize(img, uw, uh, super::Interp::Linear); // letterbox: cv2.INTER_LINEAR
     let (top, left) = ((dh - 0.1).round().max(0.0) as u32, (dw - 0.1).round().max(0.0) as u32);
     let mut out = canvas(new_shape.1, new_shape.0, PAD_VALUE);
     let (cw, ch) = (uw.min(new_shape.1 - left), uh.min(new_shape.0 - top));

@@ -45,12 +45,9 @@ pub fn save_png(img: &Image, path: &Path) -> Result<()> {
     write_atomic(path, &png_bytes(img))
 }
 
-/// Resize to exactly `w` x `h` (linear filter, area-averaging when shrinking).
-pub fn resize(img: &Image, w: u32, h: u32) -> Image {
-    if img.width() == w && img.height() == h {
-        return img.clone();
-    }
-    image::imageops::resize(img, w.max(1), h.max(1), image::imageops::FilterType::Triangle)
+/// Resize to exactly `w` x `h` as `cv2.resize` with `interp` does (see [`super::resample`]).
+pub fn resize(img: &Image, w: u32, h: u32, interp: super::resample::Interp) -> Image {
+    super::resample::resize(img, w, h, interp)
 }
 
 /// A filled canvas.

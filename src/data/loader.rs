@@ -7,6 +7,7 @@ use super::augment::{
     Perspective, PixelBox, augment_hsv, flip_lr, flip_ud, letterbox, mixup, mosaic_canvas, random_perspective,
 };
 use super::imageops::{Image, decode, resize};
+use super::resample::Interp;
 use super::{Sample, Samples, read, rng_for};
 use crate::error::{Error, Result};
 use crate::hyp::Hyp;
@@ -334,9 +335,9 @@ impl Loader {
         let s = &i.samples[k];
         let img = match i.store.as_ref() {
             Store::Ram(v) => v[k].clone(),
-            Store::Encoded(v) => resize_long(&decode(&v[k], &s.image)?, i.cfg.img_size),
-            Store::Disk(v) => resize_long(&read_npy(&v[k])?, i.cfg.img_size),
-            Store::None => resize_long(&decode(&read(&s.image)?, &s.image)?, i.cfg.img_size),
+            Store::Encoded(v) => resize_long(&decode(&v[k], &s.image)?, i.cfg.img_size, i.cfg.augment),
+            Store::Disk(v) => resize_long(&read_npy(&v[k])?, i.cfg.img_size, i.cfg.augment),
+            Store::None => resize_long(&decode(&read(&s.image)?, &s.image)?, i.cfg.img_size, i.cfg.augment),
         };
         let (w, h) = (img.width() as f32, img.height() as f32);
         let boxes = s
@@ -497,8 +498,9 @@ pub fn collate(items: Vec<Item>) -> Batch {
     }
 }
 
-/// Resize so the long side is `size` (`load_image`); dimensions rounded up as YOLOv5 does.
-fn resize_long(img: &Image, size: u32) -> Image {
+/// Resize so the long side is `size` (`load_image`); dimensions rounded up as YOLOv5 does, and its choice of
+/// interpolation: `INTER_LINEAR` when augmenting or enlarging, `INTER_AREA` when shrinking for validation.
+fn resize_long(img: &Image, size: u32, augment: bool) -> Image {
     let (w, h) = (img.width(), img.height());
     let r = size as f64 / w.max(h) as f64;
     if (r - 1.0).abs() < f64::EPSILON {
@@ -506,7 +508,7 @@ fn resize_long(img: &Image, size: u32) -> Image {
     }
     let nw = ((w as f64 * r).ceil() as u32).min(size).max(1);
     let nh = ((h as f64 * r).ceil() as u32).min(size).max(1);
-    resize(img, nw, nh)
+    resize(img, nw, nh, if augment || r > 1.0 { Interp::Linear } else { Interp::Area })
 }
 
 /// Rectangular batch shapes (height, width): images sorted by aspect ratio, each batch shaped by its extreme
@@ -562,7 +564,7 @@ fn build_store(items: &[Sample], cfg: &LoaderConfig) -> Result<(Store, u64)> {
             }
             let imgs = items
                 .par_iter()
-                .map(|s| Ok(resize_long(&decode(&read(&s.image)?, &s.image)?, cfg.img_size)))
+                .map(|s| Ok(resize_long(&decode(&read(&s.image)?, &s.image)?, cfg.img_size, cfg.augment)))
                 .collect::<Result<Vec<_>>>()?;
             let bytes = imgs.iter().map(|i| i.as_raw().len() as u64).sum();
             eprintln!("cache: {:.1} MB of decoded images in RAM", bytes as f64 / 1e6);

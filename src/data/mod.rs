@@ -9,6 +9,7 @@ mod imageops;
 mod loader;
 mod preview;
 mod registry;
+mod resample;
 mod scan;
 mod shapes;
 mod voc;
@@ -23,6 +24,7 @@ pub fn imageops_decode(path: &Path) -> Result<Image> {
 pub use loader::{Batch, Cache, EpochIter, ImageInfo, Item, Loader, LoaderConfig, collate};
 pub use preview::{batch_grid, class_colour, draw_box, save_batch_png};
 pub use registry::Registry;
+pub use resample::Interp;
 pub use scan::{Issue, IssueKind, Label, Sample, Samples, ScanReport, label_path_for};
 pub use shapes::{SHAPES_NAMES, ShapesConfig, ShapesStyle};
 pub use voc::{VOC_NAMES, convert_voc};

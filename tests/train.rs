@@ -354,3 +354,25 @@ fn resume_refuses_contradicting_settings_and_writes_nothing() {
     let run = tiny(dir.path()).epochs(3).workers(2).cache(Cache::Ram).resume(&first.dir).fit().unwrap();
     assert_eq!(run.rows.len(), 3);
 }
+
+/// Issue 19: after warmup, epoch e trains at lr0 · lf(e − 1), as train.py's LambdaLR with
+/// `last_epoch = start_epoch − 1` does (yolo-lab trained at lf(e): its whole schedule ran one epoch ahead).
+/// Oracle: YOLOv5's own results.csv of the same recipe shows x/lr0 = 0.009406 = 0.01 · lf(6) at epochs 6
+/// and 7 of 100 (warmup ends inside epoch 6) and 0.000298 = 0.01 · lf(98) at epoch 99.
+#[test]
+fn lr_schedule_after_warmup_is_one_epoch_behind_like_train_py() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // batch 1 on 8 images: 8 iterations per epoch, warmup (100 iterations) ends inside epoch 12
+    let run = tiny(dir.path()).batch(1).epochs(15).noval(true).noautoanchor(true).fit().unwrap();
+    let hyp = Hyp::default();
+    let lf = |e: usize| schedule::lr_factor(e as f64, 15, hyp.lrf, false);
+    assert!((run.rows[12].lr[1] - hyp.lr0 * lf(12)).abs() < 1e-12, "warmup ends inside epoch 12 at lf(12)");
+    assert_eq!((schedule::lr_epoch(12, 100, 8), schedule::lr_epoch(13, 100, 8)), (12, 12));
+    for e in 13..15 {
+        for g in 0..3 {
+            let want = hyp.lr0 * lf(e - 1);
+            assert!((run.rows[e].lr[g] - want).abs() < 1e-12, "epoch {e} group {g}: {} vs {want}", run.rows[e].lr[g]);
+        }
+    }
+}

@@ -492,7 +492,7 @@ pub fn image_grid(images: &[crate::data::Image], captions: &[String], cols: usiz
 /// Learning rates of the three groups and the momentum over the iterations of a run, as train.py schedules
 /// them (warmup, then linear or cosine decay per epoch).
 pub fn plot_schedule(hyp: &crate::hyp::Hyp, epochs: usize, batches_per_epoch: usize, cosine: bool) -> Result<Figure> {
-    use crate::train::schedule::{lr_factor, warmup_iters, warmup_lr, warmup_momentum};
+    use crate::train::schedule::{lr_epoch, lr_factor, warmup_iters, warmup_lr, warmup_momentum};
     let nw = warmup_iters(hyp.warmup_epochs, batches_per_epoch);
     let total = epochs * batches_per_epoch;
     let mut s: Vec<(String, Vec<(f64, f64)>)> =
@@ -502,10 +502,14 @@ pub fn plot_schedule(hyp: &crate::hyp::Hyp, epochs: usize, batches_per_epoch: us
             .collect();
     for ni in 0..total {
         let e = ni / batches_per_epoch;
-        let target = hyp.lr0 * lr_factor(e as f64, epochs, hyp.lrf, cosine);
+        let lf = |e: usize| hyp.lr0 * lr_factor(e as f64, epochs, hyp.lrf, cosine);
         let x = ni as f64 / batches_per_epoch as f64;
         for (g, series) in s.iter_mut().take(3).enumerate() {
-            let lr = if ni <= nw { warmup_lr(ni, nw, g, hyp.warmup_bias_lr, target) } else { target };
+            let lr = if ni <= nw {
+                warmup_lr(ni, nw, g, hyp.warmup_bias_lr, lf(e))
+            } else {
+                lf(lr_epoch(e, nw, batches_per_epoch))
+            };
             series.1.push((x, lr));
         }
         let m = if ni <= nw { warmup_momentum(ni, nw, hyp.warmup_momentum, hyp.momentum) } else { hyp.momentum };

@@ -367,10 +367,11 @@ impl<'a> Run<'a> {
                 });
             }
         }
-        // scheduler position: lr = initial_lr · lf(start_epoch)
+        // scheduler position: what the step at the end of epoch start_epoch - 1 left (lf(0) for a new run)
         let stage_scale = t.freeze_schedule.as_ref().map(|s| s.stage(start_epoch).lr_scale).unwrap_or(1.0);
+        let lf_start = lr_factor(start_epoch.saturating_sub(1) as f64, epochs, hyp.lrf, t.cos_lr);
         for g in &mut opt.groups {
-            g.lr = g.initial_lr * lr_factor(start_epoch as f64, epochs, hyp.lrf, t.cos_lr) * stage_scale;
+            g.lr = g.initial_lr * lf_start * stage_scale;
         }
         // the run folder appears once everything is checked; a resumed run keeps its hyp.yaml and opt.yaml
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -602,8 +603,11 @@ impl<'a> Run<'a> {
             ni_base += nb;
             train_seconds += epoch_start.elapsed().as_secs_f64();
             let lr: [f64; 3] = std::array::from_fn(|j| self.opt.groups[j].lr);
-            // scheduler.step()
-            let next = self.lf(epoch + 1) * lr_scale;
+            // scheduler.step(): train.py sets `scheduler.last_epoch = start_epoch - 1` after building the
+            // LambdaLR, so the step at the end of epoch e gives lf(e), and epoch e + 1 trains at lf(e) (each
+            // epoch after warmup one lf behind its own number); a staged schedule's next stage scales it
+            let next_scale = t.freeze_schedule.as_ref().map(|s| s.stage(epoch + 1).lr_scale).unwrap_or(1.0);
+            let next = self.lf(epoch) * next_scale;
             for g in &mut self.opt.groups {
                 g.lr = g.initial_lr * next;
             }

@@ -35,6 +35,13 @@ pub fn warmup_iters(warmup_epochs: f64, batches_per_epoch: usize) -> usize {
     ((warmup_epochs * batches_per_epoch as f64).round_ties_even() as usize).max(MIN_WARMUP_ITERS)
 }
 
+/// The epoch whose `lf` sets the learning rate in epoch `epoch` once warmup (`nw` iterations of `nb` per
+/// epoch) is over: the epoch itself while warmup ends inside it (its last warmup value stays), the previous
+/// one afterwards (train.py's LambdaLR steps at each epoch's end with `last_epoch = start_epoch - 1`).
+pub fn lr_epoch(epoch: usize, nw: usize, nb: usize) -> usize {
+    if epoch * nb <= nw { epoch } else { epoch - 1 }
+}
+
 /// Batches accumulated per optimizer step after warmup: `max(round(64 / batch), 1)`.
 pub fn accumulate(batch: usize) -> usize {
     ((NOMINAL_BATCH / batch as f64).round_ties_even() as usize).max(1)

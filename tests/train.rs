@@ -315,7 +315,7 @@ fn resume_keeps_the_runs_own_settings() {
     let straight = unusual(&yaml, a.path()).fit().unwrap();
     let first = unusual(&yaml, b.path()).interrupt_after(1).fit().unwrap();
     let opt = std::fs::read_to_string(first.dir.join("opt.yaml")).unwrap();
-    // resumed from another working directory, with the defaults everywhere (shapes, 640 px, 100 epochs, ...)
+    // resumed with the defaults everywhere else (shapes, 640 px, 100 epochs, batch 16, seed 0, ...)
     let resumed = Trainer::new().resume(&first.dir).progress(ProgressMode::Quiet).fit().unwrap();
     assert_eq!(resumed.dir, first.dir);
     assert_eq!(resumed.rows.len(), 3, "the run's 3 epochs, not the default 100");

@@ -2,14 +2,15 @@
 //! `scripts/aug_stats_yolov5.py` computes the same figures from YOLOv5's `LoadImagesAndLabels`.
 //!
 //! ```sh
-//! cargo run --release --example aug_stats -- DATA_YAML IMGSZ SAMPLES [HYP] [DUMP_DIR]
+//! cargo run --release --example aug_stats -- DATA_YAML IMGSZ SAMPLES [HYP] [DUMP_DIR] [SAMPLES_DIR]
 //! ```
 //! Prints one JSON object: per-channel pixel mean and std, the share of 114-grey fill, boxes per image, the
 //! share of source boxes kept, quantiles of box area and aspect, the share of boxes touching the border, and
 //! per-image mean saturation and value (OpenCV's HSV). With DUMP_DIR it also writes, for the first 16 images,
 //! the decoded pixels and `load_image`'s resize to IMGSZ as raw RGB (`{i}.decoded.rgb`; `{i}.resized.rgb`
 //! from the augmenting loader, `{i}.area.rgb` from one without augmentation; `{i}.json` with the sizes),
-//! which the Python script compares with OpenCV's decoder and resamplers.
+//! which the Python script compares with OpenCV's decoder and resamplers. With SAMPLES_DIR it writes the first
+//! 300 augmented samples (`{k}.rgb`, `{k}.json` with size and labels) for `scripts/aug_align.py`.
 //!
 //! A benchmark, not a test: it asserts nothing.
 
@@ -34,6 +35,8 @@ fn main() -> yolo_lab::Result<()> {
     let samples: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2000);
     let hyp = Hyp::load(args.get(4).map(String::as_str).unwrap_or("scratch-low"))?;
     let dump = args.get(5).map(std::path::PathBuf::from);
+    // optional: the first 300 augmented samples as raw RGB + labels, for scripts/aug_align.py
+    let samples_dump = args.get(6).map(std::path::PathBuf::from);
     let train = Dataset::load(data)?.scan(Split::Train)?;
     let loader =
         Loader::new(&train, &hyp, LoaderConfig { img_size: imgsz, batch: 16, workers: 0, ..Default::default() })?;
@@ -42,6 +45,12 @@ fn main() -> yolo_lab::Result<()> {
     let (mut boxes, mut areas, mut aspects, mut border, mut sat, mut val) = (vec![], vec![], vec![], 0, vec![], vec![]);
     for k in 0..samples {
         let item = loader.item(k % n, (k / n) as u64)?;
+        if let Some(d) = samples_dump.as_ref().filter(|_| k < 300) {
+            std::fs::create_dir_all(d).map_err(|e| yolo_lab::Error::io(d, e))?;
+            let meta = serde_json::json!({"size": [item.image.width(), item.image.height()], "labels": item.labels});
+            std::fs::write(d.join(format!("{k}.rgb")), item.image.as_raw()).map_err(|e| yolo_lab::Error::io(d, e))?;
+            std::fs::write(d.join(format!("{k}.json")), meta.to_string()).map_err(|e| yolo_lab::Error::io(d, e))?;
+        }
         let (w, h) = (item.image.width() as f64, item.image.height() as f64);
         let (mut s_img, mut v_img) = (0f64, 0f64);
         for p in item.image.pixels() {

@@ -203,29 +203,17 @@ impl Evolver {
         if self.given.contains("seed") && self.seed != stored_seed {
             clash.push(format!("evolve seed: evolution {stored_seed}, asked {}", self.seed));
         }
-        let size = match &self.algorithm {
-            Ga::Classic => None,
-            Ga::Population(p) => Some(p.size),
-        };
+        let size = self.population_size();
         if self.given.contains("algorithm") && size != settings.population {
             let show = |s: Option<usize>| s.map(|n| format!("population of {n}")).unwrap_or("classic".into());
             clash.push(format!("algorithm: evolution {}, asked {}", show(settings.population), show(size)));
         }
         if !clash.is_empty() {
-            return Err(Error::Config {
-                name: "resume",
-                message: format!(
-                    "{} continues with the evolution's own settings (opt.yaml, hyp.yaml), and this request \
-                     contradicts them ({}); drop these settings, or start a new evolution",
-                    dir.display(),
-                    clash.join("; ")
-                ),
-            });
+            let own = "the evolution's own settings (opt.yaml, hyp.yaml)";
+            return Err(crate::train::settings::refused(dir, own, &clash, "start a new evolution"));
         }
         let mut base = settings.trainer(hyp, &opt)?;
         base.take_runtime(&self.base);
-        base.progress = self.base.progress;
-        base.log_every = self.base.log_every;
         let mut e = self.clone();
         e.base = base;
         e.seed = if self.given.contains("seed") { self.seed } else { stored_seed };
@@ -237,6 +225,14 @@ impl Evolver {
         Ok(Some(e))
     }
 
+    /// Individuals per generation of the population GA; `None` for the classic GA (opt.yaml's `population`).
+    fn population_size(&self) -> Option<usize> {
+        match &self.algorithm {
+            Ga::Classic => None,
+            Ga::Population(p) => Some(p.size),
+        }
+    }
+
     /// Record the evolution's settings (`opt.yaml`, with `evolve` = generations) and base hyperparameters
     /// (`hyp.yaml`) in its folder, unless a resume already has them.
     fn save_settings(&self, dir: &Path, hyp: &Hyp) -> Result<()> {
@@ -246,10 +242,7 @@ impl Evolver {
             let mut s = RunSettings::of(&self.base);
             s.evolve = Some(self.generations);
             s.evolve_seed = Some(self.seed);
-            s.population = match &self.algorithm {
-                Ga::Classic => None,
-                Ga::Population(p) => Some(p.size),
-            };
+            s.population = self.population_size();
             crate::fsutil::write_atomic(&opt, s.to_yaml().as_bytes())?;
         }
         let h = dir.join("hyp.yaml");

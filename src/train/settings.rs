@@ -276,10 +276,26 @@ pub fn checkpoint_of(path: &Path) -> PathBuf {
     if path.is_dir() { path.join("weights/last.safetensors") } else { path.to_path_buf() }
 }
 
+/// The error of a resume whose request contradicts the settings stored at `at` (`own` names them).
+pub(crate) fn refused(at: &Path, own: &str, clash: &[String], instead: &str) -> Error {
+    Error::Config {
+        name: "resume",
+        message: format!(
+            "{} continues with {own}, and this request contradicts them ({}); drop these settings, or {instead}",
+            at.display(),
+            clash.join("; ")
+        ),
+    }
+}
+
 impl Trainer {
-    /// Take `other`'s device, workers and image cache where `other` set them (the runtime settings a resume
-    /// may change).
+    /// Take `other`'s runtime settings, those a resume may change: device, workers and image cache where
+    /// `other` set them; progress output, stop handle and interruption always.
     pub(crate) fn take_runtime(&mut self, other: &Trainer) {
+        self.progress = other.progress;
+        self.log_every = other.log_every;
+        self.stop_handle = other.stop_handle.clone();
+        self.interrupt_after = other.interrupt_after;
         if other.given.contains("device") {
             self.device = other.device.clone();
         }
@@ -307,22 +323,11 @@ impl Trainer {
         let hyp = Hyp::from_yaml_str(&meta.hyp, &path)?;
         let clash = conflicts(self, &settings, &hyp)?;
         if !clash.is_empty() {
-            return Err(Error::Config {
-                name: "resume",
-                message: format!(
-                    "{} continues with the run's own settings, and this request contradicts them ({}); drop \
-                     these settings, or start a new run from its weights (`weights`) to change them",
-                    path.display(),
-                    clash.join("; ")
-                ),
-            });
+            let instead = "start a new run from its weights (`weights`) to change them";
+            return Err(refused(&path, "the run's own settings", &clash, instead));
         }
         let mut t = settings.trainer(hyp, &path)?;
         t.take_runtime(self);
-        t.progress = self.progress;
-        t.log_every = self.log_every;
-        t.stop_handle = self.stop_handle.clone();
-        t.interrupt_after = self.interrupt_after;
         t.resume = Some(path);
         Ok(Some(t))
     }

@@ -34,9 +34,9 @@ fn main() -> yolo_lab::Result<()> {
     let imgsz: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(320);
     let samples: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2000);
     let hyp = Hyp::load(args.get(4).map(String::as_str).unwrap_or("scratch-low"))?;
-    let dump = args.get(5).map(std::path::PathBuf::from);
+    let dump = args.get(5).filter(|s| !s.is_empty()).map(std::path::PathBuf::from);
     // optional: the first 300 augmented samples as raw RGB + labels, for scripts/aug_align.py
-    let samples_dump = args.get(6).map(std::path::PathBuf::from);
+    let samples_dump = args.get(6).filter(|s| !s.is_empty()).map(std::path::PathBuf::from);
     let train = Dataset::load(data)?.scan(Split::Train)?;
     let loader =
         Loader::new(&train, &hyp, LoaderConfig { img_size: imgsz, batch: 16, workers: 0, ..Default::default() })?;

@@ -3,14 +3,16 @@
 # alternating the two programs; every run's results.csv is kept in bench/results/learning_parity/.
 #   scripts/learning_parity.sh [IMG] [EPOCHS] [SEEDS...]      (default: 160 100 0 1 2)
 # Needs the YOLOv5 reference environment of ../shared/bench/README.md ($REF_ROOT, default ~/ref) and a release
-# build (`cargo build --release`). Summarise with scripts/learning_parity_summary.py. A benchmark, not a test.
+# build (`cargo build --release`; YOLO_LAB_BIN=path runs a copy, so a rebuild cannot change the binary halfway).
+# Summarise with scripts/learning_parity_summary.py. A benchmark, not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 img=${1:-160}; epochs=${2:-100}; shift $(( $# >= 2 ? 2 : $# )) || true
 seeds=("$@"); [ ${#seeds[@]} -eq 0 ] && seeds=(0 1 2)
 REF_ROOT=${REF_ROOT:-$HOME/ref}
 repo=$(pwd)
-data=$(target/release/yolo-lab data --data shapes --img "$img" --out /tmp/lp-data 2>&1 | sed -n 's/.*root \([^ ]*\).*/\1/p' | head -1)
+bin=${YOLO_LAB_BIN:-target/release/yolo-lab}
+data=$("$bin" data --data shapes --img "$img" --out /tmp/lp-data 2>&1 | sed -n 's/.*root \([^ ]*\).*/\1/p' | head -1)
 [ -f "$data/data.yaml" ] || { echo "learning_parity: no shapes data set found" >&2; exit 1; }
 out=$repo/bench/results/learning_parity; mkdir -p "$out"
 runs=/tmp/learning-parity-runs; mkdir -p "$runs"
@@ -25,7 +27,7 @@ for s in "${seeds[@]}"; do
     echo "learning_parity: yolov5 $tag done"
   fi
   if [ ! -f "$out/yolo-lab_$tag.csv" ]; then
-    target/release/yolo-lab train --data shapes --cfg yolov5n --hyp scratch-low --img "$img" --batch-size 16 \
+    "$bin" train --data shapes --cfg yolov5n --hyp scratch-low --img "$img" --batch-size 16 \
       --epochs "$epochs" --seed "$s" --device cpu --workers 2 --project "$runs" --name "yolo-lab_$tag" \
       --exist-ok > "$runs/yolo-lab_$tag.log" 2>&1
     cp "$runs/yolo-lab_$tag/results.csv" "$out/yolo-lab_$tag.csv"

@@ -10,6 +10,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::loss::{ComputeLoss, LossConfig};
 use crate::metrics::{NmsConfig, ap_per_class, fitness, iou_xyxy, nms_image};
 use crate::model::Yolo;
+use crate::train::step::{StepSchedule, TrainStep};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
@@ -219,7 +220,7 @@ pub fn run(dir: impl AsRef<Path>) -> Result<ParityReport> {
     calibrated_checks(&fx, fresh()?, &mut report)?;
     loss_checks(&fx, &model, &mut report)?;
     nms_checks(&fx, &mut report)?;
-    sgd_checks(&fx, fresh()?, &mut report)?;
+    sgd_checks(&fx, &fresh, &mut report)?;
     ap_checks(&fx, &mut report)?;
     Ok(report)
 }
@@ -492,7 +493,10 @@ fn nms_invariants(key: &str, got: &[crate::metrics::Detection], rows: &[f32], no
     }
 }
 
-fn sgd_checks(fx: &Fixture, model: Yolo, report: &mut ParityReport) -> Result<()> {
+/// One SGD step: the loss and raw gradients of the fixture's batch, then the step itself as the trainer
+/// takes it ([`TrainStep::iteration`] after warmup, at an iteration where the accumulation is full).
+fn sgd_checks(fx: &Fixture, fresh: &dyn Fn() -> Result<Yolo>, report: &mut ParityReport) -> Result<()> {
+    let model = fresh()?;
     let Some(t) = fx.load("sgd_step.safetensors")? else {
         report.skipped.push("sgd_step.safetensors".into());
         return Ok(());
@@ -512,11 +516,9 @@ fn sgd_checks(fx: &Fixture, model: Yolo, report: &mut ParityReport) -> Result<()
         .pointer("/optimizer/gradient_clipping/max_norm")
         .and_then(Value::as_f64)
         .unwrap_or(crate::optim::MAX_GRAD_NORM);
-    let mut opt = crate::optim::Optimizer::new(crate::optim::OptimizerKind::Sgd, &model, lr, momentum, wd);
     let images = get(&t, f, "images_uint8")?.to_kind(Kind::Float) / 255.0;
     let targets = get(&t, f, "targets")?;
     let loss = ComputeLoss::new(&model, loss_config(fx)?);
-    opt.zero_grad();
     let out = loss.forward(&model.forward_t(&images, true), targets);
     report.checks.push(close_rel(
         "sgd_step/loss",
@@ -563,11 +565,31 @@ fn sgd_checks(fx: &Fixture, model: Yolo, report: &mut ParityReport) -> Result<()
         tolerance: "max|Δ| ≤ 1e-2·max|g|+1e-6, ‖Δ‖ ≤ 1e-2·‖g‖".into(),
         pass: failed == 0 && !grad_keys.is_empty(),
     });
-    let params: Vec<Tensor> = opt.params();
-    let (total, _coef) = crate::optim::clip_grad_norm(&params, max_norm);
+    // the trainer's step on a fresh copy: past warmup, accumulation full (batch 16: 4 batches, weight decay
+    // scaled by 16·4/64 = 1), the fixture's learning rate and momentum
+    report.checks.push(Check {
+        name: "sgd_step/clipping max-norm is the trainer's".into(),
+        max_abs: (max_norm - crate::optim::MAX_GRAD_NORM).abs(),
+        max_rel: 0.0,
+        tolerance: "exact".into(),
+        pass: max_norm == crate::optim::MAX_GRAD_NORM,
+    });
+    let trained = fresh()?;
+    let step_loss = ComputeLoss::new(&trained, loss_config(fx)?);
+    let mut hyp = crate::hyp::Hyp::default();
+    (hyp.lr0, hyp.momentum, hyp.weight_decay) = (lr, momentum, wd);
+    let schedule = StepSchedule { epochs: 1, batches_per_epoch: 1, batch: 16, cos_lr: false, sam: false, amp: false };
+    let mut step = TrainStep::new(trained, &hyp, step_loss, crate::optim::OptimizerKind::Sgd, schedule)?;
+    const NI: usize = 1000;
+    debug_assert!(NI > step.warmup_iterations());
+    for g in &mut step.opt.groups {
+        (g.lr, g.momentum) = (lr, momentum);
+    }
+    step.last_opt_step = (NI - 4) as i64;
+    let total = step.iteration(NI, 0, 1.0, &images, targets).grad_norm.unwrap_or(f64::NAN);
     let want_norm = fx.num(&["sgd_step", "grad_global_norm_preclip"])?;
     report.checks.push(close_rel("sgd_step/global grad norm", &[total], &[want_norm], tol::GRAD_NORM_REL));
-    opt.step();
+    let vars = step.model.vs.variables();
     let (mut max_p, mut max_bn, mut bad) = (0.0f64, 0.0f64, 0usize);
     let mut n = 0;
     for (k, want) in t.iter().filter(|(k, _)| k.starts_with("state.")) {

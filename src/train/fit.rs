@@ -4,10 +4,8 @@
 use super::checkpoint::{self, CheckpointMeta, OPTIM_PREFIX, TRAIN_PREFIX};
 use super::progress::Progress;
 use super::results::{self, EpochRow};
-use super::schedule::{
-    accumulate, lr_factor, scaled_weight_decay, warmup_accumulate, warmup_iters, warmup_lr, warmup_momentum,
-};
-use super::{DataSource, HypSource, ModelEma, TrainRun, Trainer, validate};
+use super::step::{StepSchedule, TrainStep};
+use super::{DataSource, HypSource, TrainRun, Trainer, validate};
 use crate::data::{Dataset, Loader, LoaderConfig, Samples, Split, rng_for};
 use crate::error::{Error, Result};
 use crate::gpu::Telemetry;
@@ -15,18 +13,12 @@ use crate::hyp::Hyp;
 use crate::loss::{ComputeLoss, LossConfig};
 use crate::metrics::NmsConfig;
 use crate::model::{ModelConfig, Yolo, is_buffer, make_divisible};
-use crate::optim::{MAX_GRAD_NORM, Optimizer, OptimizerKind, clip_grad_norm};
+use crate::optim::OptimizerKind;
 use rand::Rng;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
-/// SAM neighbourhood radius (Foret et al. 2021 default).
-pub const SAM_RHO: f64 = 0.05;
-/// Initial loss scale of the AMP gradient scaler (PyTorch's GradScaler default 2**16).
-const AMP_INIT_SCALE: f64 = 65536.0;
-/// Steps without overflow before the scale doubles (GradScaler growth_interval).
-const AMP_GROWTH_INTERVAL: u32 = 2000;
 /// Largest accepted image size in pixels (YOLOv5 sets none; its largest models train at 1280).
 pub const MAX_IMAGE_SIZE: i64 = 8192;
 /// Telemetry sampling period.
@@ -208,17 +200,13 @@ struct Run<'a> {
     dir: PathBuf,
     device: Device,
     hyp: Hyp,
-    model: Yolo,
-    ema: ModelEma,
-    opt: Optimizer,
-    loss: ComputeLoss,
+    step: TrainStep,
     train_loader: Loader,
     val_loader: Loader,
     data: &'a PreparedData,
     imgsz: i64,
     epochs: usize,
     start_epoch: usize,
-    last_opt_step: i64,
     rows: Vec<EpochRow>,
     best_fitness: f64,
     best_epoch: usize,
@@ -322,15 +310,21 @@ impl<'a> Run<'a> {
             &model,
             LossConfig { varifocal: t.varifocal, ..LossConfig::from_hyp(&hyp, nc, nl, imgsz, t.label_smoothing) },
         );
-        let wd = scaled_weight_decay(hyp.weight_decay, t.batch);
-        let mut opt = Optimizer::new(t.optimizer, &model, hyp.lr0, hyp.momentum, wd);
-        let mut ema = ModelEma::new(&model)?;
         let epochs = t.freeze_schedule.as_ref().map(|s| s.epochs()).unwrap_or(t.epochs);
-        let (mut start_epoch, mut rows, mut best_fitness, mut best_epoch, mut last_opt_step) = (0, vec![], 0.0, 0, -1);
+        let schedule = StepSchedule {
+            epochs,
+            batches_per_epoch: train_loader.len(),
+            batch: t.batch,
+            cos_lr: t.cos_lr,
+            sam: t.sam,
+            amp: device.is_cuda(),
+        };
+        let mut step = TrainStep::new(model, &hyp, loss, t.optimizer, schedule)?;
+        let (mut start_epoch, mut rows, mut best_fitness, mut best_epoch) = (0, vec![], 0.0, 0);
         if let Some((path, meta)) = &resume {
             let tensors = checkpoint::read_tensors(path)?;
             tch::no_grad(|| -> Result<()> {
-                let (mv, ev) = (model.vs.variables(), ema.model.vs.variables());
+                let (mv, ev) = (step.model.vs.variables(), step.ema.model.vs.variables());
                 for (k, v) in &mv {
                     let src = tensors.get(&format!("{TRAIN_PREFIX}{k}")).ok_or_else(|| Error::DataConfig {
                         path: path.clone(),
@@ -346,16 +340,16 @@ impl<'a> Run<'a> {
                 }
                 Ok(())
             })?;
-            ema.updates = meta.ema_updates;
+            step.ema.updates = meta.ema_updates;
             let state: std::collections::HashMap<String, Tensor> = tensors
                 .iter()
                 .filter_map(|(k, v)| k.strip_prefix(OPTIM_PREFIX).map(|n| (n.to_string(), v.shallow_clone())))
                 .collect();
-            opt.load_state(&state, meta.optimizer_steps);
+            step.opt.load_state(&state, meta.optimizer_steps);
             start_epoch = meta.epoch + 1;
             best_fitness = meta.best_fitness;
             best_epoch = meta.best_epoch;
-            last_opt_step = meta.last_opt_step;
+            step.last_opt_step = meta.last_opt_step;
             let csv = dir.join("results.csv");
             rows = if csv.is_file() { results::read(&csv)? } else { vec![] };
             rows.retain(|r| r.epoch <= meta.epoch);
@@ -368,11 +362,7 @@ impl<'a> Run<'a> {
             }
         }
         // scheduler position: what the step at the end of epoch start_epoch - 1 left (lf(0) for a new run)
-        let stage_scale = t.freeze_schedule.as_ref().map(|s| s.stage(start_epoch).lr_scale).unwrap_or(1.0);
-        let lf_start = lr_factor(start_epoch.saturating_sub(1) as f64, epochs, hyp.lrf, t.cos_lr);
-        for g in &mut opt.groups {
-            g.lr = g.initial_lr * lf_start * stage_scale;
-        }
+        step.position(start_epoch, t.freeze_schedule.as_ref().map(|s| s.stage(start_epoch).lr_scale).unwrap_or(1.0));
         // the run folder appears once everything is checked; a resumed run keeps its hyp.yaml and opt.yaml
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         if !t.evolve_mode && resume.is_none() {
@@ -384,17 +374,13 @@ impl<'a> Run<'a> {
             dir,
             device,
             hyp,
-            model,
-            ema,
-            opt,
-            loss,
+            step,
             train_loader,
             val_loader,
             data,
             imgsz,
             epochs,
             start_epoch,
-            last_opt_step,
             rows,
             best_fitness,
             best_epoch,
@@ -414,7 +400,7 @@ impl<'a> Run<'a> {
     /// Set `requires_grad` by YOLOv5's rule and log the counts.
     fn apply_freeze(&mut self, freeze: &super::Freeze) {
         let mut frozen = 0;
-        for (name, v) in self.model.vs.variables() {
+        for (name, v) in self.step.model.vs.variables() {
             if is_buffer(&name) {
                 continue;
             }
@@ -425,7 +411,7 @@ impl<'a> Run<'a> {
             }
         }
         self.frozen = frozen;
-        let total = self.model.parameters();
+        let total = self.step.model.parameters();
         self.progress.line(&format!(
             "freeze: {freeze}; {} frozen parameters, {} trainable",
             crate::model::thousands(frozen),
@@ -444,10 +430,6 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn lf(&self, epoch: usize) -> f64 {
-        lr_factor(epoch as f64, self.epochs, self.hyp.lrf, self.t.cos_lr)
-    }
-
     fn train(mut self) -> Result<TrainRun> {
         let t0 = Instant::now();
         let t = self.t;
@@ -459,13 +441,8 @@ impl<'a> Run<'a> {
             TELEMETRY_PERIOD,
         );
         self.progress.line(&format!("telemetry: {}", telemetry.source()));
-        let amp = self.device.is_cuda();
-        let mut scaler = (AMP_INIT_SCALE, 0u32);
         let mut loader = self.train_loader.clone();
         let mut stage_key = None;
-        let nb = loader.len();
-        let nw = warmup_iters(self.hyp.warmup_epochs, nb);
-        let mut accum = accumulate(t.batch);
         let (mut train_seconds, mut images_seen) = (0.0, 0usize);
         let mut stopped = None;
         let mut final_val = None;
@@ -517,55 +494,19 @@ impl<'a> Run<'a> {
             let epoch_start = Instant::now();
             self.progress.start_epoch(nb);
             let mut ms_rng = rng_for(&[t.seed, 13, epoch as u64]);
+            self.step.start_epoch();
             for (i, batch) in loader.epoch(epoch as u64).enumerate() {
                 let batch = batch?;
                 let ni = ni_base + i;
                 let mut imgs = batch.images.to_device(self.device).to_kind(Kind::Float) / 255.0;
                 let targets = batch.targets.to_device(self.device);
-                if ni <= nw {
-                    accum = warmup_accumulate(ni, nw, t.batch);
-                    let lf = self.lf(epoch);
-                    for (j, g) in self.opt.groups.iter_mut().enumerate() {
-                        g.lr = warmup_lr(ni, nw, j, self.hyp.warmup_bias_lr, g.initial_lr * lf * lr_scale);
-                        if self.opt.kind == OptimizerKind::Sgd {
-                            g.momentum = warmup_momentum(ni, nw, self.hyp.warmup_momentum, self.hyp.momentum);
-                        }
-                    }
-                }
                 if t.multi_scale {
-                    let gs = self.model.max_stride();
-                    let lo = (self.imgsz as f64 * 0.5) as i64;
-                    let hi = (self.imgsz as f64 * 1.5) as i64 + gs;
-                    let sz = ms_rng.random_range(lo..hi) / gs * gs;
-                    let s = imgs.size();
-                    let sf = sz as f64 / s[2].max(s[3]) as f64;
-                    if (sf - 1.0).abs() > 1e-9 {
-                        let ns = [
-                            ((s[2] as f64 * sf / gs as f64).ceil() as i64) * gs,
-                            ((s[3] as f64 * sf / gs as f64).ceil() as i64) * gs,
-                        ];
-                        imgs = imgs.upsample_bilinear2d(ns, false, None, None);
-                    }
+                    imgs = multi_scale(&imgs, self.imgsz, self.step.model.max_stride(), &mut ms_rng);
                 }
-                let (loss_fn, model) = (&self.loss, &self.model);
-                let forward = || -> crate::loss::LossOutput {
-                    let run = || loss_fn.forward(&model.forward_t(&imgs, true), &targets);
-                    if amp { tch::autocast(true, run) } else { run() }
-                };
-                let out = forward();
+                let out = self.step.iteration(ni, epoch, lr_scale, &imgs, &targets).loss;
                 if !out.items.iter().all(|v| v.is_finite()) {
                     let _ = telemetry.finish();
                     return Err(Error::NonFiniteLoss { epoch, iteration: i, items: out.items, dir: self.dir.clone() });
-                }
-                let scale = if amp { scaler.0 } else { 1.0 };
-                if t.sam {
-                    sam_backward(&mut self.opt, &out.total, scale, || forward().total);
-                } else {
-                    (&out.total * scale).backward();
-                }
-                if ni as i64 - self.last_opt_step >= accum as i64 {
-                    self.optimizer_step(amp, &mut scaler);
-                    self.last_opt_step = ni as i64;
                 }
                 for (m, x) in mloss.iter_mut().zip(out.items) {
                     *m = (*m * i as f64 + x) / (i + 1) as f64;
@@ -602,20 +543,13 @@ impl<'a> Run<'a> {
             }
             ni_base += nb;
             train_seconds += epoch_start.elapsed().as_secs_f64();
-            let lr: [f64; 3] = std::array::from_fn(|j| self.opt.groups[j].lr);
-            // scheduler.step(): train.py sets `scheduler.last_epoch = start_epoch - 1` after building the
-            // LambdaLR, so the step at the end of epoch e gives lf(e), and epoch e + 1 trains at lf(e) (each
-            // epoch after warmup one lf behind its own number); a staged schedule's next stage scales it
-            let next_scale = t.freeze_schedule.as_ref().map(|s| s.stage(epoch + 1).lr_scale).unwrap_or(1.0);
-            let next = self.lf(epoch) * next_scale;
-            for g in &mut self.opt.groups {
-                g.lr = g.initial_lr * next;
-            }
+            let lr: [f64; 3] = std::array::from_fn(|j| self.step.opt.groups[j].lr);
+            self.step.end_epoch(epoch, t.freeze_schedule.as_ref().map(|s| s.stage(epoch + 1).lr_scale).unwrap_or(1.0));
             let possible_stop = epoch.saturating_sub(self.best_epoch) + 1 >= t.patience;
             let final_epoch = epoch + 1 == self.epochs || possible_stop || stopped.is_some();
             let (metrics, val_loss) = if !(t.noval || t.evolve_mode) || final_epoch {
                 let nms = NmsConfig::default();
-                let v = validate(&self.ema.model, &self.val_loader, Some(&self.loss), &nms)?;
+                let v = validate(&self.step.ema.model, &self.val_loader, Some(&self.step.loss), &nms)?;
                 self.progress.line(&val_table(&v));
                 let r = (v.metrics, v.loss);
                 final_val = Some(v);
@@ -670,7 +604,7 @@ impl<'a> Run<'a> {
             seconds: t0.elapsed().as_secs_f64(),
             train_seconds,
             images_per_second: images_seen as f64 / train_seconds.max(1e-9),
-            parameters: (self.model.parameters(), self.frozen),
+            parameters: (self.step.model.parameters(), self.frozen),
             stopped,
             telemetry: log,
             best_weights: saved("best.safetensors"),
@@ -680,53 +614,22 @@ impl<'a> Run<'a> {
         Ok(run)
     }
 
-    /// Unscale (AMP), clip to norm 10, step (skipped on overflow), zero the gradients, update the EMA.
-    fn optimizer_step(&mut self, amp: bool, scaler: &mut (f64, u32)) {
-        let params = self.opt.params();
-        if amp {
-            let inv = 1.0 / scaler.0;
-            tch::no_grad(|| {
-                for p in &params {
-                    let mut g = p.grad();
-                    if g.defined() {
-                        let _ = g.g_mul_scalar_(inv);
-                    }
-                }
-            });
-        }
-        let (total, _) = clip_grad_norm(&params, MAX_GRAD_NORM);
-        if amp && !total.is_finite() {
-            scaler.0 *= 0.5; // overflow: skip this step, shrink the scale
-            scaler.1 = 0;
-        } else {
-            self.opt.step();
-            if amp {
-                scaler.1 += 1;
-                if scaler.1 >= AMP_GROWTH_INTERVAL {
-                    scaler.0 *= 2.0;
-                    scaler.1 = 0;
-                }
-            }
-        }
-        self.opt.zero_grad();
-        self.ema.update();
-    }
-
     /// Save `last` (full training state) or `best` (EMA weights only), atomically.
     fn save(&self, epoch: usize, last: bool) -> Result<()> {
-        let mut tensors: Vec<(String, Tensor)> = self.ema.model.vs.variables().into_iter().collect();
+        let step = &self.step;
+        let mut tensors: Vec<(String, Tensor)> = step.ema.model.vs.variables().into_iter().collect();
         if last {
-            tensors.extend(self.model.vs.variables().into_iter().map(|(k, v)| (format!("{TRAIN_PREFIX}{k}"), v)));
-            tensors.extend(self.opt.state_tensors().into_iter().map(|(k, v)| (format!("{OPTIM_PREFIX}{k}"), v)));
+            tensors.extend(step.model.vs.variables().into_iter().map(|(k, v)| (format!("{TRAIN_PREFIX}{k}"), v)));
+            tensors.extend(step.opt.state_tensors().into_iter().map(|(k, v)| (format!("{OPTIM_PREFIX}{k}"), v)));
         }
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         let meta = CheckpointMeta {
             epoch,
             best_fitness: self.best_fitness,
             best_epoch: self.best_epoch,
-            ema_updates: self.ema.updates,
-            optimizer_steps: self.opt.steps,
-            last_opt_step: self.last_opt_step,
+            ema_updates: step.ema.updates,
+            optimizer_steps: step.opt.steps,
+            last_opt_step: step.last_opt_step,
             cfg: self.t.cfg.clone(),
             names: self.names.clone(),
             hyp: self.hyp.to_yaml_string(),
@@ -739,44 +642,18 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Sharpness-aware minimisation: the gradient is taken at the worst nearby point `w + ρ·g/‖g‖`, then
-/// added to the accumulated gradients of earlier batches.
-fn sam_backward(opt: &mut Optimizer, loss: &Tensor, scale: f64, second: impl Fn() -> Tensor) {
-    let params: Vec<Tensor> = opt.params().into_iter().filter(|p| p.requires_grad()).collect();
-    let stash: Vec<Option<Tensor>> =
-        params.iter().map(|p| Some(p.grad()).filter(Tensor::defined).map(|g| g.copy())).collect();
-    opt.zero_grad();
-    (loss * scale).backward();
-    let (norm, _) = clip_grad_norm(&params, f64::INFINITY);
-    let k = SAM_RHO / (norm + 1e-12);
-    let eps: Vec<Option<Tensor>> = tch::no_grad(|| {
-        params
-            .iter()
-            .map(|p| {
-                let g = p.grad();
-                g.defined().then(|| {
-                    let e = &g * k;
-                    let _ = p.shallow_clone().g_add_(&e);
-                    e
-                })
-            })
-            .collect()
-    });
-    opt.zero_grad();
-    (second() * scale).backward();
-    tch::no_grad(|| {
-        for ((p, e), s) in params.iter().zip(&eps).zip(&stash) {
-            if let Some(e) = e {
-                let _ = p.shallow_clone().g_sub_(e);
-            }
-            if let Some(s) = s {
-                let mut g = p.grad();
-                if g.defined() {
-                    let _ = g.g_add_(s);
-                }
-            }
-        }
-    });
+/// Multi-scale training: the batch resized to a random size in [0.5, 1.5]·imgsz, a multiple of the stride.
+fn multi_scale(imgs: &Tensor, imgsz: i64, gs: i64, rng: &mut impl Rng) -> Tensor {
+    let lo = (imgsz as f64 * 0.5) as i64;
+    let hi = (imgsz as f64 * 1.5) as i64 + gs;
+    let sz = rng.random_range(lo..hi) / gs * gs;
+    let s = imgs.size();
+    let sf = sz as f64 / s[2].max(s[3]) as f64;
+    if (sf - 1.0).abs() <= 1e-9 {
+        return imgs.shallow_clone();
+    }
+    let ns = [((s[2] as f64 * sf / gs as f64).ceil() as i64) * gs, ((s[3] as f64 * sf / gs as f64).ceil() as i64) * gs];
+    imgs.upsample_bilinear2d(ns, false, None, None)
 }
 
 fn memory_string(device: Device) -> String {

@@ -16,6 +16,7 @@ mod progress;
 pub mod results;
 pub mod schedule;
 pub mod settings;
+pub mod step;
 mod validate;
 
 pub use ema::ModelEma;

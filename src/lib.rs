@@ -67,6 +67,7 @@ pub mod model;
 pub mod optim;
 pub mod parity;
 pub mod plots;
+pub mod report;
 pub mod results;
 pub mod study;
 pub mod train;
@@ -86,6 +87,7 @@ pub mod prelude {
     pub use crate::model::{ModelSummary, Yolo};
     pub use crate::optim::OptimizerKind;
     pub use crate::plots::Figure;
+    pub use crate::report::Reporter;
     pub use crate::results::EvolveResults;
     pub use crate::study::{FreezeStudy, StudyResult};
     pub use crate::train::{Freeze, FreezeSchedule, ProgressMode, StopHandle, TrainRun, Trainer};

@@ -133,11 +133,11 @@ impl FreezeStudy {
                 && let Ok(summary) = serde_json::from_str::<VariantSummary>(&text)
                 && rows.len() >= epochs
             {
-                println!("{lab}: finished earlier, loaded from {}", dir.display());
+                self.base.report().summary(&format!("{lab}: finished earlier, loaded from {}", dir.display()));
                 out.push(VariantResult { freeze: f.clone(), dir, rows, summary, loaded: true });
                 continue;
             }
-            println!("{lab}: training ({epochs} epochs)");
+            self.base.report().summary(&format!("{lab}: training ({epochs} epochs)"));
             let mut t = self.base.clone().freeze(f.clone()).project(&self.dir).name(lab.as_str()).exist_ok(true);
             if dir.join("weights/last.safetensors").is_file() {
                 t = t.resume(&dir);
@@ -279,7 +279,7 @@ impl StudyResult {
             std::iter::once(head.join(" | ")).chain(rows.iter().map(|r| r.join(" | "))).collect::<Vec<_>>().join("\n");
         match self.to_html() {
             Ok(h) => crate::display::emit(&[("text/plain", &plain), ("text/html", &h)]),
-            Err(e) => println!("{plain}\n(figures failed: {e})"),
+            Err(e) => crate::display::emit(&[("text/plain", &format!("{plain}\n(figures failed: {e})"))]),
         }
     }
 }

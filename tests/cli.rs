@@ -236,3 +236,33 @@ fn placeholder_anchors_without_autoanchor_warn() {
     assert!(out.status.success(), "{t}");
     assert!(t.contains("WARNING") && t.contains("placeholders") && t.contains("a3.yaml"), "{t}");
 }
+
+/// Issue 12: `--progress silent` prints nothing at all (every library message goes through the reporter);
+/// `quiet` prints the epoch header once and one compact line per epoch.
+#[test]
+fn silent_training_prints_nothing_and_quiet_one_line_per_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |mode: &str| {
+        let args =
+            ["train", "--data", "shapes-tiny", "--img", "64", "--batch-size", "8", "--epochs", "2", "--workers", "1"];
+        let out = Command::new(env!("CARGO_BIN_EXE_yolo-lab"))
+            .args(args)
+            .args(["--device", "cpu", "--progress", mode, "--name", mode])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        out
+    };
+    let silent = run("silent");
+    assert!(silent.stdout.is_empty() && silent.stderr.is_empty(), "silent printed:\n{}", text(&silent));
+    assert!(dir.path().join("runs/train/silent/results.csv").is_file());
+    let quiet = run("quiet");
+    let t = text(&quiet);
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines.iter().filter(|l| l.trim_start().starts_with("epoch ")).count(), 1, "{t}");
+    for e in ["0/1", "1/1"] {
+        assert_eq!(lines.iter().filter(|l| l.trim_start().starts_with(e)).count(), 1, "{t}");
+    }
+    assert!(!t.contains("Class     Images"), "no validation tables in quiet mode:\n{t}");
+}

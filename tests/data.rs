@@ -235,7 +235,7 @@ fn voc_conversion_and_splits() {
         }
     }
     let out = dir.path().join("VOC");
-    assert_eq!(convert_voc(&devkit, &out).unwrap(), 10);
+    assert_eq!(convert_voc(&devkit, &out, &yolo_lab::report::Reporter::default()).unwrap(), 10);
     let toml = "[voc-test]\nroot = \"VOC\"\ntrain = [\"images/train2012\", \"images/train2007\", \"images/val2012\", \"images/val2007\"]\nval = \"images/test2007\"\nnames = \"voc\"\n";
     let mut reg = Registry::default();
     reg.add_text(toml, &dir.path().join("datasets.toml")).unwrap();
@@ -248,7 +248,10 @@ fn voc_conversion_and_splits() {
     assert_eq!(labels.len(), 2, "the difficult cat is skipped");
     assert_eq!((labels[0].class, labels[1].class), (11, 14));
     assert!((labels[0].cx - 0.20).abs() < 1e-6 && (labels[0].cy - 0.50).abs() < 1e-6);
-    assert!(matches!(convert_voc(&dir.path().join("empty"), &out), Err(Error::NoImages { .. })));
+    assert!(matches!(
+        convert_voc(&dir.path().join("empty"), &out, &yolo_lab::report::Reporter::default()),
+        Err(Error::NoImages { .. })
+    ));
 }
 
 /// Issue 10.2: a JPEG cut in half is skipped with a message saying so (its labels would point at grey), and

@@ -170,6 +170,10 @@ pub struct TrainArgs {
     /// Varifocal objectness loss.
     #[arg(long)]
     pub varifocal: bool,
+    /// Output: auto (a bar on a terminal, lines otherwise), lines, bar, notebook (one line per epoch), quiet
+    /// (epoch lines and warnings), silent (nothing, not even the results line).
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
     /// The flags given on the command line (argument ids), filled in by `cli::run`: a resume checks only
     /// these against the run's settings.
     #[arg(skip)]

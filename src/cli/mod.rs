@@ -38,14 +38,17 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
         Command::Data(a) => data_summary(&a).map(|_| ExitCode::SUCCESS),
         Command::VocConvert { devkit, out } => {
-            let n = data::convert_voc(&devkit, &out)?;
+            let n = data::convert_voc(&devkit, &out, &yolo_lab::report::Reporter::default())?;
             println!("converted {n} images into {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(a) => demo(&a).map(|_| ExitCode::SUCCESS),
         Command::Train(a) => {
-            let run = trainer(&a)?.fit()?;
-            println!("results: {}", run.results_csv().display());
+            let t = trainer(&a)?;
+            let run = t.fit()?;
+            if t.progress != yolo_lab::train::ProgressMode::Silent {
+                println!("results: {}", run.results_csv().display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Evolve(a) => {
@@ -166,7 +169,8 @@ pub fn trainer(a: &TrainArgs) -> anyhow::Result<Trainer> {
         .project(a.project.clone())
         .name(a.name.as_str())
         .exist_ok(a.exist_ok)
-        .varifocal(a.varifocal);
+        .varifocal(a.varifocal)
+        .progress(a.progress.parse()?);
     if !a.weights.is_empty() {
         t = t.weights(&a.weights);
     }

@@ -11,6 +11,7 @@ use super::resample::Interp;
 use super::{Sample, Samples, read, rng_for};
 use crate::error::{Error, Result};
 use crate::hyp::Hyp;
+use crate::report::Reporter;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
@@ -179,8 +180,13 @@ impl std::fmt::Debug for Loader {
 }
 
 impl Loader {
-    /// Prepare a loader (and fill the cache, in parallel, when one is asked for).
+    /// Prepare a loader (and fill the cache, in parallel, when one is asked for), reporting to the console.
     pub fn new(samples: &Samples, hyp: &Hyp, cfg: LoaderConfig) -> Result<Self> {
+        Loader::build(samples, hyp, cfg, &Reporter::default())
+    }
+
+    /// [`Loader::new`] reporting the cache it builds (or refuses to build) to `reporter`.
+    pub fn build(samples: &Samples, hyp: &Hyp, cfg: LoaderConfig, reporter: &Reporter) -> Result<Self> {
         if cfg.batch == 0 {
             return Err(Error::Config { name: "batch", message: "must be at least 1".into() });
         }
@@ -195,7 +201,7 @@ impl Loader {
             items.sort_by(|a, b| (a.height as f64 / a.width as f64).total_cmp(&(b.height as f64 / b.width as f64)));
             rect_shapes(&items, &cfg)
         });
-        let (store, cache_bytes) = build_store(&items, &cfg)?;
+        let (store, cache_bytes) = build_store(&items, &cfg, reporter)?;
         Ok(Loader {
             inner: Arc::new(Inner {
                 samples: items,
@@ -540,7 +546,7 @@ fn available_memory() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
 }
 
-fn build_store(items: &[Sample], cfg: &LoaderConfig) -> Result<(Store, u64)> {
+fn build_store(items: &[Sample], cfg: &LoaderConfig, reporter: &Reporter) -> Result<(Store, u64)> {
     match cfg.cache {
         Cache::None => Ok((Store::None, 0)),
         Cache::Ram => {
@@ -555,11 +561,11 @@ fn build_store(items: &[Sample], cfg: &LoaderConfig) -> Result<(Store, u64)> {
             if let Some(avail) = available_memory()
                 && need as f64 * (1.0 + RAM_HEADROOM) > avail as f64
             {
-                eprintln!(
-                    "WARNING cache ram needs {:.1} GB but {:.1} GB are available: not caching images",
+                reporter.warn(&format!(
+                    "cache ram needs {:.1} GB but {:.1} GB are available: not caching images",
                     need as f64 / 1e9,
                     avail as f64 / 1e9
-                );
+                ));
                 return Ok((Store::None, 0));
             }
             let imgs = items
@@ -567,13 +573,13 @@ fn build_store(items: &[Sample], cfg: &LoaderConfig) -> Result<(Store, u64)> {
                 .map(|s| Ok(resize_long(&decode(&read(&s.image)?, &s.image)?, cfg.img_size, cfg.augment)))
                 .collect::<Result<Vec<_>>>()?;
             let bytes = imgs.iter().map(|i| i.as_raw().len() as u64).sum();
-            eprintln!("cache: {:.1} MB of decoded images in RAM", bytes as f64 / 1e6);
+            reporter.info(&format!("cache: {:.1} MB of decoded images in RAM", bytes as f64 / 1e6));
             Ok((Store::Ram(imgs), bytes))
         }
         Cache::RamEncoded => {
             let data = items.par_iter().map(|s| read(&s.image)).collect::<Result<Vec<_>>>()?;
             let bytes = data.iter().map(|d| d.len() as u64).sum();
-            eprintln!("cache: {:.1} MB of encoded images in RAM", bytes as f64 / 1e6);
+            reporter.info(&format!("cache: {:.1} MB of encoded images in RAM", bytes as f64 / 1e6));
             Ok((Store::Encoded(data), bytes))
         }
         Cache::Disk => {
@@ -588,7 +594,7 @@ fn build_store(items: &[Sample], cfg: &LoaderConfig) -> Result<(Store, u64)> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let bytes = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
-            eprintln!("cache: {:.1} MB of decoded images on disk (.npy)", bytes as f64 / 1e6);
+            reporter.info(&format!("cache: {:.1} MB of decoded images on disk (.npy)", bytes as f64 / 1e6));
             Ok((Store::Disk(paths), bytes))
         }
     }

@@ -30,6 +30,7 @@ pub use shapes::{SHAPES_NAMES, ShapesConfig, ShapesStyle};
 pub use voc::{VOC_NAMES, convert_voc};
 
 use crate::error::{Error, IoContext, Result};
+use crate::report::Reporter;
 use std::path::{Path, PathBuf};
 
 /// The 80 COCO class names, in YOLOv5's `coco.yaml` order.
@@ -167,18 +168,23 @@ impl Dataset {
     /// A data set from a YOLOv5 data yaml (`path`, `train`, `val`, `test`, `names`, `nc`). `train`/`val` may
     /// each be a folder, a list of folders, or a `.txt` file of image paths.
     pub fn from_yaml(path: impl AsRef<Path>) -> Result<Self> {
-        registry::from_data_yaml(path.as_ref())
+        registry::from_data_yaml(path.as_ref(), &Reporter::default())
     }
 
     /// A data set by registry name, or by yaml path when the argument names an existing file.
     pub fn load(name_or_path: &str) -> Result<Self> {
+        Self::load_with(name_or_path, &Reporter::default())
+    }
+
+    /// [`Dataset::load`] reporting generation and yaml warnings to `reporter`.
+    pub fn load_with(name_or_path: &str, reporter: &Reporter) -> Result<Self> {
         let p = Path::new(name_or_path);
         let looks_like_a_path = name_or_path.contains(std::path::MAIN_SEPARATOR)
             || p.extension().is_some_and(|e| e == "yaml" || e == "yml");
         if p.is_file() || looks_like_a_path {
-            Self::from_yaml(p) // a missing file is an I/O error naming it, not an unknown registry name
+            registry::from_data_yaml(p, reporter) // a missing file is an I/O error naming it, not a registry name
         } else {
-            Self::named(name_or_path)
+            Registry::load()?.dataset_with(name_or_path, reporter)
         }
     }
 
@@ -199,6 +205,11 @@ impl Dataset {
     /// List, verify and label every image of a split (using and refreshing the label cache), skipping
     /// corrupt images with a warning that names them. Fails only when no usable image remains.
     pub fn scan(&self, split: Split) -> Result<Samples> {
+        self.scan_with(split, &Reporter::default())
+    }
+
+    /// [`Dataset::scan`] reporting skipped images and the summary line to `reporter`.
+    pub fn scan_with(&self, split: Split, reporter: &Reporter) -> Result<Samples> {
         let sources = self.sources(split);
         if sources.is_empty() {
             return Err(Error::DataConfig {
@@ -206,7 +217,7 @@ impl Dataset {
                 message: format!("data set `{}` has no `{split}` split", self.name),
             });
         }
-        scan::scan(sources, &self.names, &format!("{split}"))
+        scan::scan(sources, &self.names, &format!("{split}"), reporter)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::{COCO_NAMES, Dataset, ShapesConfig, ShapesStyle, VOC_NAMES};
 use crate::error::{Error, IoContext, Result};
+use crate::report::Reporter;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -91,6 +92,11 @@ impl Registry {
 
     /// Resolve a name into a [`Dataset`], generating built-in sets when needed.
     pub fn dataset(&self, name: &str) -> Result<Dataset> {
+        self.dataset_with(name, &Reporter::default())
+    }
+
+    /// [`Registry::dataset`] reporting generation and yaml warnings to `reporter`.
+    pub fn dataset_with(&self, name: &str, reporter: &Reporter) -> Result<Dataset> {
         let Some((entry, file)) = self.entries.get(name) else {
             return Err(Error::UnknownName { kind: "data set", name: name.into(), available: self.names().join(", ") });
         };
@@ -118,7 +124,7 @@ impl Registry {
                 imgsz: entry.imgsz.unwrap_or(320),
                 style,
             };
-            let mut ds = cfg.generate()?;
+            let mut ds = cfg.generate_with(reporter)?;
             ds.name = name.into();
             return Ok(ds);
         }
@@ -133,7 +139,7 @@ impl Registry {
             if !y.is_file() {
                 return Err(missing(&y));
             }
-            let mut ds = from_data_yaml(&y)?;
+            let mut ds = from_data_yaml(&y, reporter)?;
             ds.name = name.into();
             return Ok(ds);
         }
@@ -186,7 +192,7 @@ fn builtin_names(name: &str) -> Option<Vec<String>> {
 }
 
 /// Parse a YOLOv5 data yaml.
-pub(super) fn from_data_yaml(path: &Path) -> Result<Dataset> {
+pub(super) fn from_data_yaml(path: &Path, reporter: &Reporter) -> Result<Dataset> {
     let text = std::fs::read_to_string(path).at(path)?;
     let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| Error::yaml(path, &e))?;
     let bad = |message: String| Error::DataConfig { path: path.into(), message };
@@ -195,6 +201,7 @@ pub(super) fn from_data_yaml(path: &Path) -> Result<Dataset> {
     let unknown: Vec<String> = map.keys().map(yaml_scalar).filter(|k| !DATA_YAML_KEYS.contains(&k.as_str())).collect();
     if !unknown.is_empty() {
         warn_once(
+            reporter,
             path,
             &format!("unknown keys ignored: {} (known: {})", unknown.join(", "), DATA_YAML_KEYS.join(", ")),
         );
@@ -280,12 +287,12 @@ pub(super) fn from_data_yaml(path: &Path) -> Result<Dataset> {
 pub const DATA_YAML_KEYS: [&str; 8] = ["path", "train", "val", "test", "names", "nc", "download", "roboflow"];
 
 /// A warning about a file, printed once per process.
-fn warn_once(path: &Path, message: &str) {
+fn warn_once(reporter: &Reporter, path: &Path, message: &str) {
     static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let line = format!("WARNING {}: {message}", path.display());
+    let line = format!("{}: {message}", path.display());
     let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
     if !seen.contains(&line) {
-        eprintln!("{line}");
+        reporter.warn(&line);
         seen.push(line);
     }
 }

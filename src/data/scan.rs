@@ -3,6 +3,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::write_atomic;
+use crate::report::Reporter;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -269,7 +270,7 @@ fn cache_path(images: &[PathBuf]) -> Option<PathBuf> {
 }
 
 /// Scan sources: list, verify (in parallel), apply the label cache, print issues and the summary line.
-pub(crate) fn scan(sources: &[PathBuf], names: &[String], prefix: &str) -> Result<Samples> {
+pub(crate) fn scan(sources: &[PathBuf], names: &[String], prefix: &str, reporter: &Reporter) -> Result<Samples> {
     let images = list_images(sources)?;
     let place = sources.first().cloned().unwrap_or_default();
     if images.is_empty() {
@@ -293,7 +294,7 @@ pub(crate) fn scan(sources: &[PathBuf], names: &[String], prefix: &str) -> Resul
                 };
                 let bytes = serde_json::to_vec(&file).expect("cache entries serialise");
                 if let Err(e) = write_atomic(c, &bytes) {
-                    eprintln!("WARNING label cache not saved ({e}); the next load scans again");
+                    reporter.warn(&format!("label cache not saved ({e}); the next load scans again"));
                 }
             }
             (entries, false)
@@ -316,9 +317,9 @@ pub(crate) fn scan(sources: &[PathBuf], names: &[String], prefix: &str) -> Resul
         }
     }
     for issue in &report.issues {
-        eprintln!("{issue}");
+        reporter.warn(issue.to_string().trim_start_matches("WARNING "));
     }
-    eprintln!("{report}");
+    reporter.info(&report.to_string());
     if items.is_empty() {
         return Err(Error::NoImages { path: place, message: report.to_string() });
     }

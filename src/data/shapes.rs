@@ -6,6 +6,7 @@ use super::imageops::{Image, save_jpeg};
 use super::{Dataset, rng_for};
 use crate::error::{IoContext, Result};
 use crate::fsutil::{cache_dir, unique_suffix, write_atomic};
+use crate::report::Reporter;
 use image::Rgb;
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
@@ -63,24 +64,33 @@ impl ShapesConfig {
 
     /// Generate the set in the cache folder (or reuse it) and describe it.
     pub fn generate(&self) -> Result<Dataset> {
-        self.generate_in(&cache_dir().join("datasets"))
+        self.generate_with(&Reporter::default())
+    }
+
+    /// [`ShapesConfig::generate`] reporting the generation to `reporter`.
+    pub fn generate_with(&self, reporter: &Reporter) -> Result<Dataset> {
+        self.generate_to(&cache_dir().join("datasets"), reporter)
     }
 
     /// Generate the set under `parent` (or reuse it). The set is built in a temporary folder and renamed into
     /// place, so concurrent callers never see half a data set; the loser of a race discards its copy.
     pub fn generate_in(&self, parent: &Path) -> Result<Dataset> {
+        self.generate_to(parent, &Reporter::default())
+    }
+
+    fn generate_to(&self, parent: &Path, reporter: &Reporter) -> Result<Dataset> {
         let dir = parent.join(self.folder_name());
         if !dir.join("data.yaml").is_file() {
             std::fs::create_dir_all(parent).at(parent)?;
             let tmp = parent.join(format!(".{}.tmp{}", self.folder_name(), unique_suffix()));
-            eprintln!(
+            reporter.info(&format!(
                 "shapes: generating {} train + {} val images ({} px, seed {}) in {}",
                 self.train,
                 self.val,
                 self.imgsz,
                 self.seed,
                 dir.display()
-            );
+            ));
             let built = self.write_all(&tmp, &dir);
             match built.and_then(|()| std::fs::rename(&tmp, &dir).at(&dir)) {
                 Ok(()) => {}

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::write_atomic;
+use crate::report::Reporter;
 use std::path::Path;
 
 /// The 20 VOC class names in YOLOv5's order.
@@ -35,8 +36,8 @@ const SETS: [(&str, &str); 5] =
 /// Convert a VOCdevkit tree (`VOC2007/`, `VOC2012/`, each with `Annotations/`, `ImageSets/Main/` and
 /// `JPEGImages/`) into `out/images/{set}{year}` and `out/labels/{set}{year}`. Years or sets that are absent
 /// are skipped. Objects marked `difficult` and unknown classes are left out. Returns the number of images
-/// written. Use with the `VOC` entry of datasets.toml (train = 2007+2012 trainval, val = 2007 test).
-pub fn convert_voc(devkit: &Path, out: &Path) -> Result<usize> {
+/// written; a line per set goes to `reporter`. Use with the `VOC` entry of datasets.toml (train = 2007+2012 trainval, val = 2007 test).
+pub fn convert_voc(devkit: &Path, out: &Path, reporter: &Reporter) -> Result<usize> {
     let mut total = 0;
     for (year, set) in SETS {
         let base = devkit.join(format!("VOC{year}"));
@@ -60,7 +61,7 @@ pub fn convert_voc(devkit: &Path, out: &Path) -> Result<usize> {
             std::fs::copy(&src, &dst).at(&src)?;
             n += 1;
         }
-        eprintln!("VOC{year} {set}: {n} images -> {}", im_dir.display());
+        reporter.info(&format!("VOC{year} {set}: {n} images -> {}", im_dir.display()));
         total += n;
     }
     if total == 0 {

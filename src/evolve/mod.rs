@@ -24,6 +24,7 @@ pub use meta::{Gene, META, Space};
 use crate::data::rng_for;
 use crate::error::{Error, Result};
 use crate::hyp::Hyp;
+use crate::report::Reporter;
 use crate::train::settings::RunSettings;
 use crate::train::{HypSource, ProgressMode, Trainer};
 use rand::Rng;
@@ -334,7 +335,7 @@ impl Evolver {
         if self.plot && !table.rows.is_empty() {
             let res = crate::results::EvolveResults::from_csv(&table, dir.join("evolve.csv"), &self.fitness);
             if let Err(e) = res.plot_evolve().and_then(|f| f.save(dir.join("evolve.png"))) {
-                eprintln!("WARNING evolve.png not drawn: {e}");
+                self.base.report().warn(&format!("evolve.png not drawn: {e}"));
             }
         }
         let fits: Vec<f64> = (0..table.rows.len()).map(|i| fit(&table.results(i))).collect();
@@ -347,13 +348,13 @@ impl Evolver {
             seconds: t0.elapsed().as_secs_f64(),
             fitness: self.fitness.clone(),
         };
-        println!(
-            "evolve: {} generations finished in {:.1} s. Results saved to {}",
+        self.base.report().summary(&format!(
+            "evolve: {} generations finished in {:.1} s. Results saved to {}\nUsage example: yolo-lab train --hyp {}",
             run.rows,
             run.seconds,
-            dir.display()
-        );
-        println!("Usage example: yolo-lab train --hyp {}", dir.join("hyp_evolve.yaml").display());
+            dir.display(),
+            dir.join("hyp_evolve.yaml").display()
+        ));
         Ok(run)
     }
 }
@@ -399,7 +400,14 @@ impl Ctx<'_> {
 
     /// Train one generation; failures and non-finite results become zeros with a note.
     fn train(&self, hyp: &Hyp, device: &str, data: &mut crate::train::PreparedData) -> Trained {
-        let mut t = self.evo.base.clone().hyp(hyp.clone()).device(device).progress(ProgressMode::Silent);
+        let mut t = self
+            .evo
+            .base
+            .clone()
+            .hyp(hyp.clone())
+            .device(device)
+            .progress(ProgressMode::Silent)
+            .reporter(Reporter::silent());
         t.evolve_mode = true;
         t.noval = true;
         t.nosave = true;
@@ -441,7 +449,7 @@ impl Ctx<'_> {
         let mut note = out.note.clone();
         if torn {
             let t = "replaces a torn last row of evolve.csv (written when a worker was killed), which was dropped";
-            println!("evolve: WARNING {}: {t}", self.dir.join("evolve.csv").display());
+            self.evo.base.report().warn(&format!("evolve: {}: {t}", self.dir.join("evolve.csv").display()));
             note = if note.is_empty() { t.to_string() } else { format!("{note}; {t}") };
         }
         if let Some(c) = claim {
@@ -478,7 +486,7 @@ impl Ctx<'_> {
             .map(|(k, x)| if x.is_finite() { format!("{k} ×{x:.2}") } else { format!("{k} from 0") })
             .collect();
         let note = if out.note.is_empty() { String::new() } else { format!(" [{}]", out.note) };
-        println!(
+        self.evo.base.report().summary(&format!(
             "evolve: {rows}/{} fitness {f:.5} (best {:.5} at row {}) {}{}",
             self.target_rows(),
             best.1,
@@ -489,7 +497,7 @@ impl Ctx<'_> {
                 format!("changed: {}", changed.join(", "))
             },
             note
-        );
+        ));
         Ok(rows)
     }
 

@@ -2,7 +2,6 @@
 //! early stopping, results.csv and checkpoints.
 
 use super::checkpoint::{self, CheckpointMeta, OPTIM_PREFIX, TRAIN_PREFIX};
-use super::progress::Progress;
 use super::results::{self, EpochRow};
 use super::step::{StepSchedule, TrainStep};
 use super::{DataSource, HypSource, TrainRun, Trainer, validate};
@@ -14,6 +13,7 @@ use crate::loss::{ComputeLoss, LossConfig};
 use crate::metrics::NmsConfig;
 use crate::model::{ModelConfig, Yolo, is_buffer, make_divisible};
 use crate::optim::OptimizerKind;
+use crate::report::Reporter;
 use rand::Rng;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -155,12 +155,13 @@ impl Trainer {
 
     /// Load and verify the data set (both splits).
     pub fn prepare_data(&self) -> Result<PreparedData> {
+        let r = self.report();
         let dataset = match &self.data {
-            DataSource::Name(n) => Dataset::load(n)?,
+            DataSource::Name(n) => Dataset::load_with(n, &r)?,
             DataSource::Dataset(d) => d.clone(),
         };
-        let train = dataset.scan(Split::Train)?;
-        let val = if dataset.val.is_empty() { train.clone() } else { dataset.scan(Split::Val)? };
+        let train = dataset.scan_with(Split::Train, &r)?;
+        let val = if dataset.val.is_empty() { train.clone() } else { dataset.scan_with(Split::Val, &r)? };
         Ok(PreparedData { dataset, train, val, train_loader: None })
     }
 
@@ -212,7 +213,7 @@ struct Run<'a> {
     best_epoch: usize,
     names: Vec<String>,
     frozen: i64,
-    progress: Progress,
+    progress: Reporter,
 }
 
 impl<'a> Run<'a> {
@@ -222,7 +223,7 @@ impl<'a> Run<'a> {
         // that runs in parallel threads (tests, evolution workers) each get their seed's weights
         let seed_lock = TORCH_SEED_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         tch::manual_seed(t.seed as i64 + 1); // init_seeds(opt.seed + 1 + RANK)
-        let mut progress = Progress::new(t.progress, t.log_every);
+        let progress = t.report();
         // `fit` resolved the resume: `t` holds the run's own settings and the checkpoint path
         let resume = match &t.resume {
             Some(path) => Some((path.clone(), checkpoint::read_meta(path)?)),
@@ -255,17 +256,15 @@ impl<'a> Run<'a> {
         let mut model = Yolo::from_config(ModelConfig::load(&t.cfg, Some(nc), anchors)?, device)?;
         if let (Some(w), None) = (&t.weights, &resume) {
             let report = model.load_partial(w)?;
-            progress.line(&format!("weights {}: {report}", w.display()));
+            progress.info(&format!("weights {}: {report}", w.display()));
         }
         drop(seed_lock);
         // image size: a multiple of the largest stride, at least two strides
         let gs = model.max_stride().max(32);
         let imgsz = make_divisible(t.imgsz as f64, gs).max(2 * gs);
         if imgsz != t.imgsz {
-            progress.line(&format!(
-                "WARNING --img-size {} must be a multiple of max stride {gs}, updating to {imgsz}",
-                t.imgsz
-            ));
+            progress
+                .warn(&format!("--img-size {} must be a multiple of max stride {gs}, updating to {imgsz}", t.imgsz));
         }
         // loaders
         let lcfg = LoaderConfig {
@@ -283,24 +282,25 @@ impl<'a> Run<'a> {
         let train_loader = match &data.train_loader {
             Some(l) if l.config() == &lcfg => l.with_hyp(&hyp),
             _ => {
-                let l = Loader::new(&data.train, &hyp, lcfg)?;
+                let l = Loader::build(&data.train, &hyp, lcfg, &progress)?;
                 data.train_loader = Some(l.clone());
                 l
             }
         };
-        let val_loader = Loader::new(
+        let val_loader = Loader::build(
             &data.val,
             &hyp,
             LoaderConfig { workers: t.workers, stride: gs as u32, ..LoaderConfig::val(imgsz as u32, t.batch * 2) },
+            &progress,
         )?;
         let data: &'a PreparedData = data;
         // AutoAnchor before the optimizer sees the model
         if !t.noautoanchor && resume.is_none() {
             let mut rng = rng_for(&[t.seed, 7]);
-            progress.line(&super::autoanchor::check_anchors(&model, &data.train.items, hyp.anchor_t, imgsz, &mut rng));
+            progress.info(&super::autoanchor::check_anchors(&model, &data.train.items, hyp.anchor_t, imgsz, &mut rng));
         } else if t.noautoanchor && resume.is_none() && model.config.placeholder_anchors {
-            progress.line(&format!(
-                "WARNING {}: the anchors are placeholders (`anchors: N` in the model yaml or the hyp) and \
+            progress.warn(&format!(
+                "{}: the anchors are placeholders (`anchors: N` in the model yaml or the hyp) and \
                  noautoanchor skips the AutoAnchor run that replaces them; training on them will learn poorly",
                 model.config.source.display()
             ));
@@ -353,7 +353,7 @@ impl<'a> Run<'a> {
             let csv = dir.join("results.csv");
             rows = if csv.is_file() { results::read(&csv)? } else { vec![] };
             rows.retain(|r| r.epoch <= meta.epoch);
-            progress.line(&format!("Resuming training from {} at epoch {start_epoch} of {epochs}", path.display()));
+            progress.info(&format!("Resuming training from {} at epoch {start_epoch} of {epochs}", path.display()));
             if start_epoch >= epochs {
                 return Err(Error::Config {
                     name: "resume",
@@ -412,7 +412,7 @@ impl<'a> Run<'a> {
         }
         self.frozen = frozen;
         let total = self.step.model.parameters();
-        self.progress.line(&format!(
+        self.progress.info(&format!(
             "freeze: {freeze}; {} frozen parameters, {} trainable",
             crate::model::thousands(frozen),
             crate::model::thousands(total - frozen)
@@ -440,13 +440,13 @@ impl<'a> Run<'a> {
             },
             TELEMETRY_PERIOD,
         );
-        self.progress.line(&format!("telemetry: {}", telemetry.source()));
+        self.progress.info(&format!("telemetry: {}", telemetry.source()));
         let mut loader = self.train_loader.clone();
         let mut stage_key = None;
         let (mut train_seconds, mut images_seen) = (0.0, 0usize);
         let mut stopped = None;
         let mut final_val = None;
-        self.progress.line(&format!(
+        self.progress.info(&format!(
             "Image sizes {} train, {} val; {} workers; {} epochs on {:?}; results in {}",
             self.imgsz,
             self.imgsz,
@@ -476,11 +476,11 @@ impl<'a> Run<'a> {
                         idx.truncate(keep);
                         idx.sort_unstable();
                         items.items = idx.iter().map(|&i| items.items[i].clone()).collect();
-                        Loader::new(&items, &self.hyp, self.train_loader.config().clone())?
+                        Loader::build(&items, &self.hyp, self.train_loader.config().clone(), &self.progress)?
                     } else {
                         self.train_loader.clone()
                     };
-                    self.progress.line(&format!(
+                    self.progress.info(&format!(
                         "stage: freeze {}, {} images, lr × {}",
                         st.freeze,
                         loader.images(),
@@ -530,7 +530,7 @@ impl<'a> Run<'a> {
                     eta
                 );
                 if i == 0 && epoch == self.start_epoch {
-                    self.progress.line(&format!(
+                    self.progress.detail(&format!(
                         "{:>10} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
                         "Epoch", "mem", "box_loss", "obj_loss", "cls_loss", "Instances", "Size"
                     ));
@@ -547,10 +547,11 @@ impl<'a> Run<'a> {
             self.step.end_epoch(epoch, t.freeze_schedule.as_ref().map(|s| s.stage(epoch + 1).lr_scale).unwrap_or(1.0));
             let possible_stop = epoch.saturating_sub(self.best_epoch) + 1 >= t.patience;
             let final_epoch = epoch + 1 == self.epochs || possible_stop || stopped.is_some();
-            let (metrics, val_loss) = if !(t.noval || t.evolve_mode) || final_epoch {
+            let validated = !(t.noval || t.evolve_mode) || final_epoch;
+            let (metrics, val_loss) = if validated {
                 let nms = NmsConfig::default();
                 let v = validate(&self.step.ema.model, &self.val_loader, Some(&self.step.loss), &nms)?;
-                self.progress.line(&val_table(&v));
+                self.progress.detail(&val_table(&v));
                 let r = (v.metrics, v.loss);
                 final_val = Some(v);
                 r
@@ -558,6 +559,8 @@ impl<'a> Run<'a> {
                 ([0.0; 4], [0.0; 3])
             };
             let row = EpochRow { epoch, train_loss: mloss, metrics, val_loss, lr };
+            let (header, line) = epoch_line(&row, self.epochs, validated, epoch_start.elapsed().as_secs_f64());
+            self.progress.epoch(&header, &line);
             let fi = row.fitness();
             if fi >= self.best_fitness {
                 // v7.0 EarlyStopping: >= with best starting at 0
@@ -610,7 +613,7 @@ impl<'a> Run<'a> {
             best_weights: saved("best.safetensors"),
             last_weights: saved("last.safetensors"),
         };
-        self.progress.line(&run.to_string());
+        self.progress.summary(&run.to_string());
         Ok(run)
     }
 
@@ -667,6 +670,26 @@ fn memory_string(device: Device) -> String {
         }
         _ => "GPU".into(),
     }
+}
+
+/// The compact line of an epoch (notebook and quiet modes) and its header: losses, metrics when the epoch
+/// was validated, seconds.
+fn epoch_line(row: &EpochRow, epochs: usize, validated: bool, seconds: f64) -> (String, String) {
+    let header = format!(
+        "{:>9} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6} {:>8} {:>7}",
+        "epoch", "box", "obj", "cls", "P", "R", "mAP50", "mAP50-95", "time"
+    );
+    let [l0, l1, l2] = row.train_loss;
+    let m: Vec<String> = row.metrics.iter().map(|x| if validated { format!("{x:.3}") } else { "-".into() }).collect();
+    let line = format!(
+        "{:>9} {l0:>8.4} {l1:>8.4} {l2:>8.4} {:>6} {:>6} {:>6} {:>8} {seconds:>6.1}s",
+        format!("{}/{}", row.epoch, epochs - 1),
+        m[0],
+        m[1],
+        m[2],
+        m[3]
+    );
+    (header, line)
 }
 
 fn val_table(v: &super::ValResult) -> String {

@@ -12,17 +12,16 @@ pub mod autoanchor;
 pub mod checkpoint;
 mod ema;
 mod fit;
-mod progress;
 pub mod results;
 pub mod schedule;
 pub mod settings;
 pub mod step;
 mod validate;
 
+pub use crate::report::ProgressMode;
 pub use ema::ModelEma;
 pub use fit::PreparedData;
 pub(crate) use fit::increment_dir;
-pub use progress::{Progress, ProgressMode};
 pub use results::{EpochRow, RESULTS_COLUMNS};
 pub use validate::{ValResult, validate};
 
@@ -303,6 +302,8 @@ pub struct Trainer {
     pub resume: Option<PathBuf>,
     /// Progress output. Default auto (bar on a terminal, lines otherwise).
     pub progress: ProgressMode,
+    /// Where output goes; when none is given, a console reporter in the `progress` mode.
+    pub reporter: Option<crate::report::Reporter>,
     /// Iterations between progress lines. Default 10.
     pub log_every: usize,
     /// Stop handle shared with clones.
@@ -348,6 +349,7 @@ impl Default for Trainer {
             exist_ok: false,
             resume: None,
             progress: ProgressMode::Auto,
+            reporter: None,
             log_every: 10,
             stop_handle: StopHandle::default(),
             interrupt_after: None,
@@ -418,6 +420,18 @@ impl Trainer {
     /// Defaults: shapes, yolov5n, scratch-low, 100 epochs, batch 16, 640 px.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Send output to `reporter` (shared with the loaders and scans of this run) instead of a console
+    /// reporter in the `progress` mode. A runtime setting: a resume may change it.
+    pub fn reporter(mut self, reporter: crate::report::Reporter) -> Self {
+        self.reporter = Some(reporter);
+        self
+    }
+
+    /// The reporter this trainer's work reports through.
+    pub fn report(&self) -> crate::report::Reporter {
+        self.reporter.clone().unwrap_or_else(|| crate::report::Reporter::new(self.progress).every(self.log_every))
     }
 
     /// Initial weights (safetensors).

@@ -293,6 +293,7 @@ impl Trainer {
     /// `other` set them; progress output, stop handle and interruption always.
     pub(crate) fn take_runtime(&mut self, other: &Trainer) {
         self.progress = other.progress;
+        self.reporter = other.reporter.clone();
         self.log_every = other.log_every;
         self.stop_handle = other.stop_handle.clone();
         self.interrupt_after = other.interrupt_after;

@@ -247,12 +247,16 @@ fn process_cpu_seconds() -> Option<f64> {
     Some(ticks / CLOCK_TICKS)
 }
 
-fn process_rss_mib() -> f64 {
+/// Resident memory of this process in bytes (Linux `/proc/self/statm`).
+pub(crate) fn process_rss_bytes() -> Option<f64> {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<f64>().ok()))
-        .map(|pages| pages * PAGE_BYTES / 1048576.0)
-        .unwrap_or(f64::NAN)
+        .map(|pages| pages * PAGE_BYTES)
+}
+
+fn process_rss_mib() -> f64 {
+    process_rss_bytes().map(|b| b / 1048576.0).unwrap_or(f64::NAN)
 }
 
 impl Telemetry {

@@ -15,13 +15,31 @@
 //! | [`optim`] | YOLOv5's parameter groups, SGD, gradient clipping |
 //! | [`parity`] | comparison with reference tensors computed by YOLOv5 (`yolo-lab parity DIR`) |
 //! | [`display`] | HTML tables and images for evcxr notebooks |
-//! | [`train`] | the Trainer: YOLOv5's training loop, freezing, checkpoints, results.csv |
+//! | [`train`] | the Trainer: setup, the epoch loop, freezing, checkpoints, results.csv; [`train::step`] is one iteration |
 //! | [`evolve`] | the Evolver: YOLOv5's genetic algorithms over training runs, evolve.csv |
 //! | [`results`] | evolve.csv as a polars DataFrame: best, top, summary, importance |
 //! | [`plots`] | PNG figures (plotters): plot_evolve, histories, results.csv panels |
 //! | [`study`] | FreezeStudy: the freezing variants compared |
 //! | [`gpu`] | libtorch/CUDA/NVML environment report (`yolo-lab doctor`) |
 //! | [`fsutil`] | atomic writes, the cache folder, Python-compatible float formatting |
+//! | [`report`] | the one output channel: progress, setup lines, warnings (lines, bar, notebook, quiet, silent, capture) |
+//!
+//! ## Data flow
+//! ```text
+//! datasets.toml / data yaml ─► data::Dataset ─scan─► Samples ─► data::Loader (augment, mosaic, cache) ─► Batch
+//!                                                                                                   │
+//!  model yaml ─► model::Yolo ─────────────────────────────────────────────► train::step::TrainStep ◄─┘
+//!                                                    (forward, loss::ComputeLoss, backward, optim, EMA)
+//!                                                                     │ each epoch
+//!                                          train::validate (metrics: NMS, AP) ─► results.csv, checkpoints
+//!  evolve::Evolver ── a Trainer per generation ─► evolve.csv ─► results::EvolveResults ─► plots
+//!  study::FreezeStudy ── a Trainer per freezing variant ─► StudyResult (tables, figures)
+//!  every message ─► report::Reporter
+//! ```
+//! Where a change goes: a loss term → `loss`; an augmentation → `data/augment.rs`; what happens in one
+//! iteration (accumulation, clipping, AMP, SAM) → `train/step.rs`; the epoch loop, validation cadence,
+//! checkpoints → `train/fit.rs`; resume rules → `train/settings.rs`; a GA → `evolve/ga.rs`; a figure → `plots`;
+//! an output line → the caller's [`report::Reporter`] call.
 //!
 //! ## Quick start
 //! ```no_run

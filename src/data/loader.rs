@@ -8,7 +8,7 @@ use super::augment::{
 };
 use super::imageops::{Image, decode, resize};
 use super::resample::Interp;
-use super::{Sample, Samples, read, rng_for};
+use super::{Sample, Samples, Stream, read, rng_for};
 use crate::error::{Error, Result};
 use crate::hyp::Hyp;
 use crate::report::Reporter;
@@ -21,9 +21,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use tch::Tensor;
 
-/// Stream ids mixed into the seed so shuffling and item augmentation never share random numbers.
-const STREAM_SHUFFLE: u64 = 1;
-const STREAM_ITEM: u64 = 2;
 /// Margin kept below the clip edge when boxes become normalised labels (`xyxy2xywhn(..., clip=True, eps=1E-3)`).
 const LABEL_CLIP_EPS: f32 = 1e-3;
 /// Fraction of free memory that must remain after a RAM cache (`check_cache_ram`: 10% headroom).
@@ -265,7 +262,7 @@ impl Loader {
         let i = &self.inner;
         let mut order: Vec<usize> = (0..i.samples.len()).collect();
         if i.cfg.shuffle && !i.cfg.rect {
-            order.shuffle(&mut rng_for(&[i.cfg.seed, STREAM_SHUFFLE, epoch]));
+            order.shuffle(&mut rng_for(i.cfg.seed, Stream::Shuffle, &[epoch]));
         }
         order
     }
@@ -376,7 +373,7 @@ impl Loader {
     fn build_item(&self, k: usize, epoch: u64, shape: (u32, u32)) -> Result<Item> {
         let i = &self.inner;
         let hyp = &i.hyp;
-        let mut rng = rng_for(&[i.cfg.seed, STREAM_ITEM, epoch, k as u64]);
+        let mut rng = rng_for(i.cfg.seed, Stream::Item, &[epoch, k as u64]);
         let use_mosaic = i.cfg.augment && !i.cfg.rect && rng.random::<f64>() < hyp.mosaic;
         let s = &i.samples[k];
         let (mut img, boxes, info) = if use_mosaic {

@@ -226,12 +226,53 @@ pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).at(path)
 }
 
-/// A random generator for one (seed, stream, index) triple, independent of thread scheduling: every image
-/// and every augmentation draws from its own stream, so results do not depend on the number of workers.
-pub(crate) fn rng_for(parts: &[u64]) -> rand_chacha::ChaCha8Rng {
+/// The seeded random streams of the crate. Every random draw comes from `rng_for(seed, stream, parts)`, so
+/// results do not depend on thread scheduling or the number of workers. The ids are fixed: changing one
+/// changes every run's numbers. Streams of different seeds (a data set's, a run's, an evolution's) may share
+/// an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    /// Shapes images of split 0 (train) or 1 (val), per image index; the data set's seed.
+    Shapes(u64),
+    /// Loader: the order of an epoch; the run's seed.
+    Shuffle,
+    /// Loader: one item's augmentation, per epoch and index.
+    Item,
+    /// Trainer: AutoAnchor's k-means and evolution of anchors.
+    AutoAnchor,
+    /// Trainer: the image subset of a staged schedule's stage, per epoch.
+    StageSubset,
+    /// Trainer: multi-scale image sizes, per epoch.
+    MultiScale,
+    /// Classic GA: a generation's parent choice and mutation; the evolution's seed.
+    Mutation,
+    /// Population GA: the first population.
+    PopulationInit,
+    /// Population GA: one generation's offspring.
+    PopulationGeneration,
+}
+
+impl Stream {
+    const fn id(self) -> u64 {
+        match self {
+            Stream::Shapes(split) => split,
+            Stream::Shuffle => 1,
+            Stream::Item => 2,
+            Stream::AutoAnchor => 7,
+            Stream::StageSubset => 11,
+            Stream::MultiScale => 13,
+            Stream::Mutation => 0xE70,
+            Stream::PopulationInit => 0x909,
+            Stream::PopulationGeneration => 0x90A,
+        }
+    }
+}
+
+/// The random generator of `stream` under `seed` at `parts` (epoch, index, generation...).
+pub(crate) fn rng_for(seed: u64, stream: Stream, parts: &[u64]) -> rand_chacha::ChaCha8Rng {
     use rand::SeedableRng;
     let mut h = 0x9E37_79B9_7F4A_7C15u64;
-    for p in parts {
+    for p in [seed, stream.id()].iter().chain(parts) {
         // splitmix64 finaliser over the running state
         h ^= p.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(h << 6).wrapping_add(h >> 2);
         let mut z = h;

@@ -3,7 +3,7 @@
 //! notebooks and the tests, because nothing can be downloaded at run time.
 
 use super::imageops::{Image, save_jpeg};
-use super::{Dataset, rng_for};
+use super::{Dataset, Stream, rng_for};
 use crate::error::{IoContext, Result};
 use crate::fsutil::{cache_dir, unique_suffix, write_atomic};
 use crate::report::Reporter;
@@ -145,7 +145,7 @@ impl ShapesConfig {
 
     /// Render one image and its labels `(class, [cx, cy, w, h])` (normalised).
     pub fn render(&self, stream: u64, index: u64) -> (Image, Vec<(usize, [f64; 4])>) {
-        let mut rng = rng_for(&[self.seed, stream, index]);
+        let mut rng = rng_for(self.seed, Stream::Shapes(stream), &[index]);
         let s = self.imgsz as f64;
         let (w, h) = if rng.random_bool(0.5) {
             (self.imgsz, self.imgsz)

@@ -21,7 +21,7 @@ pub use ga::{
 };
 pub use meta::{Gene, META, Space};
 
-use crate::data::rng_for;
+use crate::data::{Stream, rng_for};
 use crate::error::{Error, Result};
 use crate::hyp::Hyp;
 use crate::report::Reporter;
@@ -409,8 +409,6 @@ impl Ctx<'_> {
             .progress(ProgressMode::Silent)
             .reporter(Reporter::silent());
         t.evolve_mode = true;
-        t.noval = true;
-        t.nosave = true;
         t.project = self.dir.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         t.name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         t.resume = None;
@@ -531,7 +529,7 @@ impl Ctx<'_> {
                                 // while the first generation trains, later claims mutate the base hyperparameters
                                 let parents =
                                     if table.rows.is_empty() && generation > 0 { base_table(&self.hyp) } else { table };
-                                let mut rng = rng_for(&[self.evo.seed, 0xE70, generation as u64]);
+                                let mut rng = rng_for(self.evo.seed, Stream::Mutation, &[generation as u64]);
                                 let (hyp, changes) = classic_next(
                                     &self.hyp,
                                     &parents,
@@ -588,7 +586,7 @@ impl Ctx<'_> {
             read_population(&pop_file, &genes)?
         } else {
             // the six presets first, then random individuals
-            let mut rng = rng_for(&[self.evo.seed, 0x909]);
+            let mut rng = rng_for(self.evo.seed, Stream::PopulationInit, &[]);
             let mut pop: Vec<Vec<f64>> = crate::hyp::PRESETS
                 .iter()
                 .filter_map(|(n, _)| Hyp::load(n).ok())
@@ -660,7 +658,7 @@ impl Ctx<'_> {
                 Ok(())
             })?;
             let scores = scores_m.into_inner().unwrap_or_else(|p| p.into_inner());
-            let mut rng = rng_for(&[self.evo.seed, 0x90A, generation as u64]);
+            let mut rng = rng_for(self.evo.seed, Stream::PopulationGeneration, &[generation as u64]);
             pop = population_next(&pop, &scores, &ranges, generation, self.evo.generations, s, &mut rng);
             generation += 1;
         }

@@ -4,8 +4,8 @@
 use super::checkpoint::{self, CheckpointMeta, OPTIM_PREFIX, TRAIN_PREFIX};
 use super::results::{self, EpochRow};
 use super::step::{StepSchedule, TrainStep};
-use super::{DataSource, HypSource, TrainRun, Trainer, validate};
-use crate::data::{Dataset, Loader, LoaderConfig, Samples, Split, rng_for};
+use super::{DataSource, HypSource, Outputs, TrainRun, Trainer, validate};
+use crate::data::{Dataset, Loader, LoaderConfig, Samples, Split, Stream, rng_for};
 use crate::error::{Error, Result};
 use crate::gpu::Telemetry;
 use crate::hyp::Hyp;
@@ -249,7 +249,7 @@ impl<'a> Run<'a> {
                 }
                 (hyp, dir)
             }
-            None => (t.load_hyp()?, increment_dir(&t.project, &t.name, t.exist_ok || t.evolve_mode)),
+            None => (t.load_hyp()?, increment_dir(&t.project, &t.name, t.exist_ok || !Outputs::of(t).files())),
         };
         // model: YOLOv5 rebuilds the anchors from the hyp's count when it has one
         let anchors = hyp.anchors.map(|a| a.round_ties_even().max(1.0) as usize);
@@ -296,7 +296,7 @@ impl<'a> Run<'a> {
         let data: &'a PreparedData = data;
         // AutoAnchor before the optimizer sees the model
         if !t.noautoanchor && resume.is_none() {
-            let mut rng = rng_for(&[t.seed, 7]);
+            let mut rng = rng_for(t.seed, Stream::AutoAnchor, &[]);
             progress.info(&super::autoanchor::check_anchors(&model, &data.train.items, hyp.anchor_t, imgsz, &mut rng));
         } else if t.noautoanchor && resume.is_none() && model.config.placeholder_anchors {
             progress.warn(&format!(
@@ -365,7 +365,7 @@ impl<'a> Run<'a> {
         step.position(start_epoch, t.freeze_schedule.as_ref().map(|s| s.stage(start_epoch).lr_scale).unwrap_or(1.0));
         // the run folder appears once everything is checked; a resumed run keeps its hyp.yaml and opt.yaml
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        if !t.evolve_mode && resume.is_none() {
+        if Outputs::of(t).files() && resume.is_none() {
             crate::fsutil::write_atomic(&dir.join("hyp.yaml"), hyp.to_yaml_string().as_bytes())?;
             crate::fsutil::write_atomic(&dir.join("opt.yaml"), opt_yaml(t).as_bytes())?;
         }
@@ -433,6 +433,7 @@ impl<'a> Run<'a> {
     fn train(mut self) -> Result<TrainRun> {
         let t0 = Instant::now();
         let t = self.t;
+        let outputs = Outputs::of(t);
         let telemetry = Telemetry::start(
             match self.device {
                 Device::Cuda(i) => Some(i as u32),
@@ -468,7 +469,7 @@ impl<'a> Run<'a> {
                 if stage_key.as_ref() != Some(&key) {
                     self.apply_freeze(&st.freeze);
                     loader = if st.data_fraction < 1.0 {
-                        let mut rng = rng_for(&[t.seed, 11, epoch as u64]);
+                        let mut rng = rng_for(t.seed, Stream::StageSubset, &[epoch as u64]);
                         let mut items = self.data.train.clone();
                         let keep = stage_images(items.items.len(), st.data_fraction);
                         let mut idx: Vec<usize> = (0..items.items.len()).collect();
@@ -493,7 +494,7 @@ impl<'a> Run<'a> {
             let mut mloss = [0.0f64; 3];
             let epoch_start = Instant::now();
             self.progress.start_epoch(nb);
-            let mut ms_rng = rng_for(&[t.seed, 13, epoch as u64]);
+            let mut ms_rng = rng_for(t.seed, Stream::MultiScale, &[epoch as u64]);
             self.step.start_epoch();
             for (i, batch) in loader.epoch(epoch as u64).enumerate() {
                 let batch = batch?;
@@ -547,7 +548,7 @@ impl<'a> Run<'a> {
             self.step.end_epoch(epoch, t.freeze_schedule.as_ref().map(|s| s.stage(epoch + 1).lr_scale).unwrap_or(1.0));
             let possible_stop = epoch.saturating_sub(self.best_epoch) + 1 >= t.patience;
             let final_epoch = epoch + 1 == self.epochs || possible_stop || stopped.is_some();
-            let validated = !(t.noval || t.evolve_mode) || final_epoch;
+            let validated = outputs.validates(final_epoch);
             let (metrics, val_loss) = if validated {
                 let nms = NmsConfig::default();
                 let v = validate(&self.step.ema.model, &self.val_loader, Some(&self.step.loss), &nms)?;
@@ -568,10 +569,10 @@ impl<'a> Run<'a> {
                 self.best_epoch = epoch;
             }
             self.rows.push(row);
-            if !t.evolve_mode {
+            if outputs.files() {
                 results::write(&self.dir.join("results.csv"), &self.rows)?;
             }
-            if !t.evolve_mode && (!t.nosave || final_epoch) {
+            if outputs.checkpoints(final_epoch) {
                 self.save(epoch, true)?;
                 if self.best_epoch == epoch {
                     self.save(epoch, false)?;
@@ -592,11 +593,11 @@ impl<'a> Run<'a> {
             }
         }
         let log = telemetry.finish();
-        if !t.evolve_mode {
+        if outputs.files() {
             crate::fsutil::write_atomic(&self.dir.join("gpu.csv"), log.to_csv().as_bytes())?;
         }
         let weights = self.dir.join("weights");
-        let saved = |n: &str| Some(weights.join(n)).filter(|p| p.is_file() && !t.evolve_mode);
+        let saved = |n: &str| Some(weights.join(n)).filter(|p| p.is_file() && outputs.files());
         let run = TrainRun {
             dir: self.dir.clone(),
             rows: self.rows.clone(),
@@ -662,11 +663,7 @@ fn multi_scale(imgs: &Tensor, imgsz: i64, gs: i64, rng: &mut impl Rng) -> Tensor
 fn memory_string(device: Device) -> String {
     match device {
         Device::Cpu => {
-            let rss = std::fs::read_to_string("/proc/self/statm")
-                .ok()
-                .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<f64>().ok()))
-                .unwrap_or(0.0);
-            format!("{:.2}G", rss * 4096.0 / 1e9)
+            format!("{:.2}G", crate::gpu::process_rss_bytes().unwrap_or(0.0) / 1e9)
         }
         _ => "GPU".into(),
     }

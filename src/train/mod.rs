@@ -240,6 +240,44 @@ impl StopHandle {
     }
 }
 
+/// What a run validates and writes, from YOLOv5's `--noval` and `--nosave` and from evolution mode (a
+/// generation of `train.py --evolve` validates only its final epoch and writes nothing but its row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outputs {
+    /// Validate every epoch, not only the final one.
+    every_epoch_validated: bool,
+    /// Write the run folder (hyp.yaml, opt.yaml, results.csv, gpu.csv, checkpoints).
+    files: bool,
+    /// Save a checkpoint every epoch, not only the final one.
+    every_checkpoint: bool,
+}
+
+impl Outputs {
+    /// The policy of a trainer.
+    pub(crate) fn of(t: &Trainer) -> Self {
+        if t.evolve_mode {
+            Outputs { every_epoch_validated: false, files: false, every_checkpoint: false }
+        } else {
+            Outputs { every_epoch_validated: !t.noval, files: true, every_checkpoint: !t.nosave }
+        }
+    }
+
+    /// Whether an epoch is validated.
+    pub(crate) fn validates(&self, final_epoch: bool) -> bool {
+        self.every_epoch_validated || final_epoch
+    }
+
+    /// Whether the run writes its folder.
+    pub(crate) fn files(&self) -> bool {
+        self.files
+    }
+
+    /// Whether an epoch saves checkpoints.
+    pub(crate) fn checkpoints(&self, final_epoch: bool) -> bool {
+        self.files && (self.every_checkpoint || final_epoch)
+    }
+}
+
 /// The training run builder: what is trained (data, cfg, weights, hyp) and how (epochs, batch, device, run
 /// folder...). Setters never fail; [`Trainer::fit`] validates everything before any work.
 #[derive(Debug, Clone)]

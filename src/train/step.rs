@@ -27,7 +27,7 @@ const AMP_INIT_SCALE: f64 = 65536.0;
 const AMP_GROWTH_INTERVAL: u32 = 2000;
 
 /// PyTorch's `GradScaler`: a dynamic loss scale for mixed precision, halved on overflow, doubled after
-/// [`AMP_GROWTH_INTERVAL`] clean steps. Disabled, it scales by 1 and never skips a step.
+/// 2000 clean steps (`growth_interval`). Disabled, it scales by 1 and never skips a step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GradScaler {
     /// Whether AMP is on.

@@ -15,7 +15,7 @@ fn main() -> yolo_lab::Result<()> {
     let base =
         Trainer::new().data("shapes").cfg("yolov5n").imgsz(128).batch(16).epochs(1).cache(Cache::Ram).device("cpu");
     println!("base: yolov5n, shapes (256 + 64 images), 128 px, 1 epoch, RAM cache; {generations} generations");
-    let evo = Evolver::new(base.clone()).generations(generations).project(&dir).plot(false).run()?;
+    let evo = Evolver::new(base.clone()).generations(generations).project(&dir).run()?;
     let text = std::fs::read_to_string(evo.dir.join("generations.csv")).map_err(|e| yolo_lab::Error::io(&dir, e))?;
     let (mut wall, mut train) = (vec![], vec![]);
     for line in text.lines().skip(1) {

@@ -12,6 +12,7 @@
 //! | [`model`] | YOLOv5 models from yamls, weights as safetensors, summaries |
 //! | [`loss`] | YOLOv5's ComputeLoss (CIoU, objectness, classes) |
 //! | [`metrics`] | NMS, AP per class, mAP, confusion matrix, fitness |
+//! | [`detect`] | inference on images: letterbox, forward, NMS, boxes in the image's pixels |
 //! | [`optim`] | YOLOv5's parameter groups, SGD, gradient clipping |
 //! | [`parity`] | comparison with reference tensors computed by YOLOv5 (`yolo-lab parity DIR`) |
 //! | [`display`] | HTML tables and images for evcxr notebooks |
@@ -73,6 +74,7 @@ macro_rules! setters {
 }
 
 pub mod data;
+pub mod detect;
 pub mod display;
 pub mod error;
 pub mod evolve;

@@ -97,6 +97,14 @@ pub fn rank_eta_squared(x: &[f64], y: &[f64]) -> f64 {
     between / total
 }
 
+impl crate::evolve::EvolveRun {
+    /// evolve.csv as a polars-backed table (same as `EvolveResults::load`), under this evolution's fitness.
+    /// The evolver draws nothing; `run.results()?.plot_evolve()` draws YOLOv5's evolve.png.
+    pub fn results(&self) -> Result<EvolveResults> {
+        EvolveResults::load_with(self.dir.join("evolve.csv"), &self.fitness)
+    }
+}
+
 impl EvolveResults {
     /// Load with YOLOv5's fitness (0.1·mAP@0.5 + 0.9·mAP@0.5:0.95).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {

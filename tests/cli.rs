@@ -173,6 +173,7 @@ fn evolve_processes_sharing_a_folder_never_repeat_each_other() {
     let mut labels: Vec<usize> = gens.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
     labels.sort();
     assert_eq!(labels, (0..8).collect::<Vec<_>>(), "{gens}");
+    assert!(exp.join("evolve.png").is_file(), "the evolve command draws YOLOv5's evolve.png");
 }
 
 /// Issue 10.5: the smaller defects seen from the command line.

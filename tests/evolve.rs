@@ -201,9 +201,11 @@ fn evolution_end_to_end_and_resume() {
     let dir = tempfile::tempdir().unwrap();
     let run = base(dir.path()).generations(3).run().unwrap();
     assert_eq!(run.rows, 3);
-    for f in ["evolve.csv", "hyp_evolve.yaml", "evolve.png", "generations.csv"] {
+    for f in ["evolve.csv", "hyp_evolve.yaml", "generations.csv"] {
         assert!(run.dir.join(f).is_file(), "{f}");
     }
+    assert!(!run.dir.join("evolve.png").exists(), "the evolver draws nothing (the CLI and notebooks do)");
+    run.results().unwrap().plot_evolve().unwrap().save(run.dir.join("evolve.png")).unwrap();
     assert!(!run.dir.join("weights").exists(), "no checkpoints while evolving");
     let t = csv::read(&run.dir.join("evolve.csv")).unwrap();
     assert_eq!(t.columns.len(), 36);
@@ -222,7 +224,7 @@ fn evolution_end_to_end_and_resume() {
 #[test]
 fn two_workers_share_one_file() {
     let dir = tempfile::tempdir().unwrap();
-    let run = base(dir.path()).generations(4).workers(2).plot(false).run().unwrap();
+    let run = base(dir.path()).generations(4).workers(2).run().unwrap();
     assert_eq!(run.rows, 4);
     let gens = std::fs::read_to_string(run.dir.join("generations.csv")).unwrap();
     let workers: std::collections::BTreeSet<&str> =
@@ -234,7 +236,7 @@ fn two_workers_share_one_file() {
 fn population_ga_runs_generations_of_individuals() {
     let dir = tempfile::tempdir().unwrap();
     let s = PopulationSettings { size: 3, ..Default::default() };
-    let run = base(dir.path()).algorithm(Ga::Population(s)).generations(2).plot(false).run().unwrap();
+    let run = base(dir.path()).algorithm(Ga::Population(s)).generations(2).run().unwrap();
     assert_eq!(run.rows, 6);
     assert!(run.dir.join("evolve_population.yaml").is_file());
 }
@@ -284,13 +286,13 @@ fn empty_and_nan_evolve_files() {
 #[test]
 fn a_torn_row_is_dropped_with_a_notice() {
     let dir = tempfile::tempdir().unwrap();
-    let run = base(dir.path()).generations(1).plot(false).run().unwrap();
+    let run = base(dir.path()).generations(1).run().unwrap();
     let p = run.dir.join("evolve.csv");
     let mut text = std::fs::read_to_string(&p).unwrap();
     let last = text.lines().last().unwrap().to_string();
     text.push_str(&last[..last.len() / 2]);
     std::fs::write(&p, text).unwrap();
-    let again = base(dir.path()).generations(2).name("exp").resume().plot(false).run().unwrap();
+    let again = base(dir.path()).generations(2).name("exp").resume().run().unwrap();
     assert_eq!(again.rows, 2);
     let gens = std::fs::read_to_string(run.dir.join("generations.csv")).unwrap();
     assert!(gens.lines().last().unwrap().contains("torn last row"), "{gens}");

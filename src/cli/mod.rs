@@ -54,6 +54,14 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Evolve(a) => {
             let evo = evolver(&a)?.run()?;
             println!("{evo}");
+            // YOLOv5 draws evolve.png at the end of --evolve; the library draws nothing, the CLI does
+            if evo.rows > 0 {
+                let png = evo.dir.join("evolve.png");
+                match evo.results().and_then(|r| r.plot_evolve()).and_then(|f| f.save(&png)) {
+                    Ok(()) => println!("{}", png.display()),
+                    Err(e) => eprintln!("WARNING evolve.png not drawn: {e}"),
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::PlotEvolve { path } => {

@@ -107,8 +107,6 @@ pub struct Evolver {
     /// Let hyperparameters whose value is 0 move (additive step), which YOLOv5's multiplicative mutation
     /// never does. Default off.
     pub evolve_zeros: bool,
-    /// Draw evolve.png at the end. Default on.
-    pub plot: bool,
     /// The settings given by a setter (what a resume checks against the evolution's opt.yaml).
     pub(crate) given: std::collections::BTreeSet<&'static str>,
 }
@@ -130,8 +128,6 @@ crate::setters! { Evolver, given;
     name: impl Into<String> => |v| v.into();
     /// Let zero-valued hyperparameters move.
     evolve_zeros: bool => |v| v;
-    /// Draw evolve.png at the end.
-    plot: bool => |v| v;
 }
 
 impl Evolver {
@@ -151,7 +147,6 @@ impl Evolver {
             name: "exp".into(),
             resume: false,
             evolve_zeros: false,
-            plot: true,
             given: Default::default(),
         }
     }
@@ -332,12 +327,6 @@ impl Evolver {
         let table = csv::read(&dir.join("evolve.csv"))?;
         let fit = self.fitness_closure();
         csv::write_hyp_evolve(&dir, &table, &fit)?;
-        if self.plot && !table.rows.is_empty() {
-            let res = crate::results::EvolveResults::from_csv(&table, dir.join("evolve.csv"), &self.fitness);
-            if let Err(e) = res.plot_evolve().and_then(|f| f.save(dir.join("evolve.png"))) {
-                self.base.report().warn(&format!("evolve.png not drawn: {e}"));
-            }
-        }
         let fits: Vec<f64> = (0..table.rows.len()).map(|i| fit(&table.results(i))).collect();
         let best_row = top_rows(&fits, 1).first().copied();
         let run = EvolveRun {
@@ -730,15 +719,10 @@ pub struct EvolveRun {
     pub best_fitness: f64,
     /// Seconds of this call.
     pub seconds: f64,
-    fitness: Fitness,
+    pub(crate) fitness: Fitness,
 }
 
 impl EvolveRun {
-    /// evolve.csv as a polars-backed table (same as `EvolveResults::load`).
-    pub fn results(&self) -> Result<crate::results::EvolveResults> {
-        crate::results::EvolveResults::load_with(self.dir.join("evolve.csv"), &self.fitness)
-    }
-
     /// The best hyperparameters.
     pub fn best_hyp(&self) -> Result<Hyp> {
         let r = self.results()?;

@@ -518,8 +518,8 @@ pub fn plot_schedule(hyp: &crate::hyp::Hyp, epochs: usize, batches_per_epoch: us
     lines(&format!("learning rate schedule ({} warmup iterations)", nw), "epoch", "value", &s)
 }
 
-/// Run `model` on images (letterboxed to `imgsz`) and draw the detections above `conf` on the originals,
-/// with class names and confidences as captions.
+/// Draw the detections of `model` above `conf` ([`crate::detect::detect`], letterboxed to `imgsz`) on the
+/// original images, with class names and confidences as captions.
 pub fn plot_detections(
     model: &crate::model::Yolo,
     images: &[std::path::PathBuf],
@@ -527,30 +527,12 @@ pub fn plot_detections(
     imgsz: u32,
     conf: f32,
 ) -> Result<Figure> {
-    use crate::metrics::{NmsConfig, non_max_suppression, scale_boxes};
     let mut out = Vec::new();
     let mut captions = Vec::new();
-    let nms = NmsConfig {
-        conf_thres: conf,
-        iou_thres: 0.45,
-        max_det: 100,
-        multi_label: false,
-        agnostic: false,
-        classes: None,
-    };
+    let nms = crate::detect::display_nms(conf);
     for p in images {
         let img = crate::data::imageops_decode(p)?;
-        let (lb_img, lb) = crate::data::letterbox(&img, (imgsz, imgsz), false);
-        let raw: Vec<u8> = lb_img.as_raw().clone();
-        let chw: Vec<u8> = (0..3).flat_map(|c| raw.iter().skip(c).step_by(3).copied().collect::<Vec<_>>()).collect();
-        let x = tch::Tensor::from_slice(&chw)
-            .view([1, 3, imgsz as i64, imgsz as i64])
-            .to_kind(tch::Kind::Float)
-            .to_device(model.device())
-            / 255.0;
-        let (pred, _) = model.predict(&x);
-        let mut dets = non_max_suppression(&pred, &nms).remove(0);
-        scale_boxes(&mut dets, lb.ratio, lb.pad, (img.height(), img.width()));
+        let dets = crate::detect::detect(model, &img, imgsz, &nms);
         let mut drawn = img.clone();
         for d in &dets {
             crate::data::draw_box(&mut drawn, d.xyxy, crate::data::class_colour(d.class), 2);

@@ -142,9 +142,37 @@ pub enum Error {
         /// The run folder.
         dir: PathBuf,
     },
+    /// A figure could not be drawn or encoded.
+    #[error("figure `{figure}`: {message}")]
+    Plot {
+        /// The figure (its title).
+        figure: String,
+        /// What the drawing backend said.
+        message: String,
+    },
+    /// A polars DataFrame operation failed (evolve.csv tables).
+    #[error("table: {0}")]
+    Table(String),
+    /// A worker thread (evolution generation, loader) died.
+    #[error("{what} worker died: {message}")]
+    Worker {
+        /// Which kind of worker ("evolution", "loader").
+        what: &'static str,
+        /// Its panic message, when it left one.
+        message: String,
+    },
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+}
+
+/// The message a panicking thread left (`panic!` with a string), or a placeholder.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "it panicked without a message".into())
 }
 
 impl Error {
@@ -167,5 +195,20 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for std::io::Result<T> {
     fn at(self, path: &std::path::Path) -> Result<T> {
         self.map_err(|e| Error::io(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_errors_carry_the_panic_message() {
+        let literal = std::thread::spawn(|| panic!("boom")).join().unwrap_err();
+        let formatted = std::thread::spawn(|| panic!("bad row {}", 3)).join().unwrap_err();
+        let e = Error::Worker { what: "evolution", message: panic_message(&*literal) };
+        assert_eq!(e.to_string(), "evolution worker died: boom");
+        assert_eq!(panic_message(&*formatted), "bad row 3");
+        assert_eq!(panic_message(&42u8), "it panicked without a message");
     }
 }

@@ -19,7 +19,7 @@ pub struct EvolveResults {
 }
 
 fn polars_err(e: PolarsError) -> Error {
-    Error::Config { name: "polars", message: e.to_string() }
+    Error::Table(e.to_string())
 }
 
 /// Average ranks (ties share their mean rank), 0-based.

@@ -464,7 +464,10 @@ impl Iterator for EpochIter {
                     self.pending.insert(k, batch);
                 }
                 Err(_) => {
-                    return Some(Err(Error::Config { name: "workers", message: "a loader worker stopped".into() }));
+                    return Some(Err(Error::Worker {
+                        what: "loader",
+                        message: "it stopped before sending its batch".into(),
+                    }));
                 }
             }
         }

@@ -22,7 +22,7 @@ pub use ga::{
 pub use meta::{Gene, META, Space};
 
 use crate::data::{Stream, rng_for};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, panic_message};
 use crate::hyp::Hyp;
 use crate::report::Reporter;
 use crate::train::settings::RunSettings;
@@ -555,8 +555,7 @@ impl Ctx<'_> {
                 })
                 .collect();
             for h in handles {
-                h.join()
-                    .map_err(|_| Error::Config { name: "workers", message: "an evolution worker panicked".into() })??;
+                h.join().map_err(|p| Error::Worker { what: "evolution", message: panic_message(&*p) })??;
             }
             Ok(())
         })
@@ -639,10 +638,7 @@ impl Ctx<'_> {
                     })
                     .collect();
                 for h in handles {
-                    h.join().map_err(|_| Error::Config {
-                        name: "workers",
-                        message: "an evolution worker panicked".into(),
-                    })??;
+                    h.join().map_err(|p| Error::Worker { what: "evolution", message: panic_message(&*p) })??;
                 }
                 Ok(())
             })?;

@@ -51,8 +51,9 @@ impl Figure {
     }
 }
 
+/// A drawing error; [`render`] names the figure.
 fn plot_err<E: std::fmt::Display>(e: E) -> Error {
-    Error::Config { name: "plot", message: e.to_string() }
+    Error::Plot { figure: String::new(), message: e.to_string() }
 }
 
 /// Draw into an RGB buffer with `f`, then encode PNG.
@@ -63,14 +64,18 @@ fn render(
     f: impl FnOnce(&DrawingArea<Canvas<'_>, plotters::coord::Shift>) -> Result<()>,
 ) -> Result<Figure> {
     ensure_font();
+    let named = |e: Error| match e {
+        Error::Plot { figure, message } if figure.is_empty() => Error::Plot { figure: title.into(), message },
+        other => other,
+    };
     let mut buf = vec![255u8; (width * height * 3) as usize];
     {
         let root = Canvas(BitMapBackend::with_buffer(&mut buf, (width, height))).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        f(&root)?;
-        root.present().map_err(plot_err)?;
+        root.fill(&WHITE).map_err(plot_err).map_err(named)?;
+        f(&root).map_err(named)?;
+        root.present().map_err(plot_err).map_err(named)?;
     }
-    let img = image::RgbImage::from_raw(width, height, buf).ok_or_else(|| plot_err("buffer size"))?;
+    let img = image::RgbImage::from_raw(width, height, buf).ok_or_else(|| named(plot_err("buffer size")))?;
     Ok(Figure { png: crate::data::png_bytes(&img), width, height, title: title.into() })
 }
 

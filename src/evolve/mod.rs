@@ -495,62 +495,16 @@ impl Ctx<'_> {
         }
     }
 
-    fn classic(&self) -> Result<()> {
-        let fit = self.evo.fitness_closure();
+    /// Run `work` on every worker thread, each with its own copy of the prepared data and its device, and
+    /// wait for all of them; a worker's error, or its panic, is the pool's.
+    fn pool(&self, work: impl Fn(usize, &str, &mut crate::train::PreparedData) -> Result<()> + Sync) -> Result<()> {
         std::thread::scope(|scope| -> Result<()> {
+            let work = &work;
             let handles: Vec<_> = (0..self.evo.workers)
                 .map(|w| {
-                    let fit = &fit;
-                    scope.spawn(move || -> Result<()> {
+                    scope.spawn(move || {
                         let mut data = self.data.clone();
-                        let device = self.device(w);
-                        loop {
-                            let start = Instant::now();
-                            let (generation, hyp, changes) = {
-                                let lock = csv::lock(&self.dir)?;
-                                let table = csv::read(&self.dir.join("evolve.csv"))?;
-                                // a generation number no other worker (thread or process) holds or held
-                                let Some(generation) =
-                                    claims::claim(&self.dir, &lock, table.rows.len(), self.evo.generations)?
-                                else {
-                                    return Ok(());
-                                };
-                                // while the first generation trains, later claims mutate the base hyperparameters
-                                let parents =
-                                    if table.rows.is_empty() && generation > 0 { base_table(&self.hyp) } else { table };
-                                let mut rng = rng_for(self.evo.seed, Stream::Mutation, &[generation as u64]);
-                                let (hyp, changes) = classic_next(
-                                    &self.hyp,
-                                    &parents,
-                                    fit,
-                                    &self.space,
-                                    self.evo.parent,
-                                    self.evo.evolve_zeros,
-                                    &mut rng,
-                                );
-                                drop(lock);
-                                (generation, hyp, changes)
-                            };
-                            let out = self.train(&hyp, &device, &mut data);
-                            let label = generation.to_string();
-                            let wall_s = start.elapsed().as_secs_f64();
-                            let res = self.record(Generation {
-                                label: &label,
-                                claim: Some(generation),
-                                worker: w,
-                                device: &device,
-                                hyp: &hyp,
-                                out: &out,
-                                wall_s,
-                                changes: &changes,
-                            });
-                            if res.is_err()
-                                && let Ok(lock) = csv::lock(&self.dir)
-                            {
-                                let _ = claims::release(&self.dir, &lock, generation);
-                            }
-                            res?;
-                        }
+                        work(w, &self.device(w), &mut data)
                     })
                 })
                 .collect();
@@ -558,6 +512,57 @@ impl Ctx<'_> {
                 h.join().map_err(|p| Error::Worker { what: "evolution", message: panic_message(&*p) })??;
             }
             Ok(())
+        })
+    }
+
+    fn classic(&self) -> Result<()> {
+        let fit = self.evo.fitness_closure();
+        self.pool(|w, device, data| -> Result<()> {
+            loop {
+                let start = Instant::now();
+                let (generation, hyp, changes) = {
+                    let lock = csv::lock(&self.dir)?;
+                    let table = csv::read(&self.dir.join("evolve.csv"))?;
+                    // a generation number no other worker (thread or process) holds or held
+                    let Some(generation) = claims::claim(&self.dir, &lock, table.rows.len(), self.evo.generations)?
+                    else {
+                        return Ok(());
+                    };
+                    // while the first generation trains, later claims mutate the base hyperparameters
+                    let parents = if table.rows.is_empty() && generation > 0 { base_table(&self.hyp) } else { table };
+                    let mut rng = rng_for(self.evo.seed, Stream::Mutation, &[generation as u64]);
+                    let (hyp, changes) = classic_next(
+                        &self.hyp,
+                        &parents,
+                        &fit,
+                        &self.space,
+                        self.evo.parent,
+                        self.evo.evolve_zeros,
+                        &mut rng,
+                    );
+                    drop(lock);
+                    (generation, hyp, changes)
+                };
+                let out = self.train(&hyp, device, data);
+                let label = generation.to_string();
+                let wall_s = start.elapsed().as_secs_f64();
+                let res = self.record(Generation {
+                    label: &label,
+                    claim: Some(generation),
+                    worker: w,
+                    device,
+                    hyp: &hyp,
+                    out: &out,
+                    wall_s,
+                    changes: &changes,
+                });
+                if res.is_err()
+                    && let Ok(lock) = csv::lock(&self.dir)
+                {
+                    let _ = claims::release(&self.dir, &lock, generation);
+                }
+                res?;
+            }
         })
     }
 
@@ -598,49 +603,36 @@ impl Ctx<'_> {
             }
             let next = Mutex::new(done);
             let scores_m = Mutex::new(scores);
-            std::thread::scope(|scope| -> Result<()> {
-                let handles: Vec<_> = (0..self.evo.workers)
-                    .map(|w| {
-                        let (next, scores_m, pop, genes, fit) = (&next, &scores_m, &pop, &genes, &fit);
-                        scope.spawn(move || -> Result<()> {
-                            let mut data = self.data.clone();
-                            let device = self.device(w);
-                            loop {
-                                let k = {
-                                    let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
-                                    if *n >= pop.len() {
-                                        return Ok(());
-                                    }
-                                    *n += 1;
-                                    *n - 1
-                                };
-                                let mut hyp = self.hyp.clone();
-                                for ((key, _), v) in genes.iter().zip(&pop[k]) {
-                                    let _ = hyp.set(key, *v);
-                                }
-                                let start = Instant::now();
-                                let out = self.train(&hyp, &device, &mut data);
-                                let label = format!("{generation}.{k}");
-                                let wall_s = start.elapsed().as_secs_f64();
-                                self.record(Generation {
-                                    label: &label,
-                                    claim: None,
-                                    worker: w,
-                                    device: &device,
-                                    hyp: &hyp,
-                                    out: &out,
-                                    wall_s,
-                                    changes: &[],
-                                })?;
-                                scores_m.lock().unwrap_or_else(|p| p.into_inner())[k] = fit(&out.results);
-                            }
-                        })
-                    })
-                    .collect();
-                for h in handles {
-                    h.join().map_err(|p| Error::Worker { what: "evolution", message: panic_message(&*p) })??;
+            self.pool(|w, device, data| -> Result<()> {
+                loop {
+                    let k = {
+                        let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                        if *n >= pop.len() {
+                            return Ok(());
+                        }
+                        *n += 1;
+                        *n - 1
+                    };
+                    let mut hyp = self.hyp.clone();
+                    for ((key, _), v) in genes.iter().zip(&pop[k]) {
+                        let _ = hyp.set(key, *v);
+                    }
+                    let start = Instant::now();
+                    let out = self.train(&hyp, device, data);
+                    let label = format!("{generation}.{k}");
+                    let wall_s = start.elapsed().as_secs_f64();
+                    self.record(Generation {
+                        label: &label,
+                        claim: None,
+                        worker: w,
+                        device,
+                        hyp: &hyp,
+                        out: &out,
+                        wall_s,
+                        changes: &[],
+                    })?;
+                    scores_m.lock().unwrap_or_else(|p| p.into_inner())[k] = fit(&out.results);
                 }
-                Ok(())
             })?;
             let scores = scores_m.into_inner().unwrap_or_else(|p| p.into_inner());
             let mut rng = rng_for(self.evo.seed, Stream::PopulationGeneration, &[generation as u64]);

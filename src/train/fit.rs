@@ -9,7 +9,6 @@ use crate::data::{Loader, Stream, rng_for};
 use crate::error::{Error, Result};
 use crate::gpu::Telemetry;
 use crate::metrics::NmsConfig;
-use crate::model::is_buffer;
 use rand::Rng;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -49,28 +48,6 @@ impl Trainer {
 }
 
 impl Run<'_> {
-    /// Set `requires_grad` by YOLOv5's rule and log the counts.
-    pub(super) fn apply_freeze(&mut self, freeze: &super::Freeze) {
-        let mut frozen = 0;
-        for (name, v) in self.step.model.vs.variables() {
-            if is_buffer(&name) {
-                continue;
-            }
-            let f = freeze.matches(&name);
-            let _ = v.set_requires_grad(!f);
-            if f {
-                frozen += v.numel() as i64;
-            }
-        }
-        self.frozen = frozen;
-        let total = self.step.model.parameters();
-        self.progress.info(&format!(
-            "freeze: {freeze}; {} frozen parameters, {} trainable",
-            crate::model::thousands(frozen),
-            crate::model::thousands(total - frozen)
-        ));
-    }
-
     /// Batches in an epoch: the whole training set, or the stage's subset under a freeze schedule.
     fn batches_in(&self, epoch: usize) -> usize {
         let batch = self.train_loader.config().batch;

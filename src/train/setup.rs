@@ -9,7 +9,7 @@ use crate::data::{Dataset, Loader, LoaderConfig, Samples, Split, Stream, rng_for
 use crate::error::{Error, Result};
 use crate::hyp::Hyp;
 use crate::loss::{ComputeLoss, LossConfig};
-use crate::model::{ModelConfig, Yolo, make_divisible};
+use crate::model::{ModelConfig, Yolo, is_buffer, make_divisible};
 use crate::optim::OptimizerKind;
 use crate::report::Reporter;
 use std::path::{Path, PathBuf};
@@ -360,6 +360,28 @@ impl<'a> Run<'a> {
                 .unwrap_or_else(|| t.freeze.clone()),
         );
         Ok(run)
+    }
+
+    /// Set `requires_grad` by YOLOv5's rule and log the counts.
+    pub(super) fn apply_freeze(&mut self, freeze: &super::Freeze) {
+        let mut frozen = 0;
+        for (name, v) in self.step.model.vs.variables() {
+            if is_buffer(&name) {
+                continue;
+            }
+            let f = freeze.matches(&name);
+            let _ = v.set_requires_grad(!f);
+            if f {
+                frozen += v.numel() as i64;
+            }
+        }
+        self.frozen = frozen;
+        let total = self.step.model.parameters();
+        self.progress.info(&format!(
+            "freeze: {freeze}; {} frozen parameters, {} trainable",
+            crate::model::thousands(frozen),
+            crate::model::thousands(total - frozen)
+        ));
     }
 }
 

@@ -13,6 +13,11 @@
 //! multiplies every initial weight by `1 + PERTURB·N(0,1)`: with the same batches, it shows how far two
 //! trainings that differ only by rounding drift apart, the noise floor the comparison is read against.
 //!
+//! Environment: `TRAJ_INIT=own` starts from yolo-lab's own initialisation for SEED instead of YOLOv5's
+//! recorded one (same batches, so a long replay separates the initialisation from the data);
+//! `TRAJ_VAL_DATA=DATA_YAML` validates the EMA at the end as the trainer does (mAP@0.5:0.95 comparable
+//! with the recorded run's results.csv).
+//!
 //! A benchmark, not a test: it prints a table and asserts nothing.
 
 use std::collections::HashMap;
@@ -50,6 +55,19 @@ fn worst(model: &Yolo, want: &HashMap<String, Tensor>, prefix: &str) -> (f64, St
         }
     }
     (w, name, sum / n.max(1) as f64)
+}
+
+/// Replace the model's values with yolo-lab's own initialisation for `seed` (the trainer seeds libtorch
+/// with seed + 1 before building the model).
+fn reinit_as_yolo_lab(model: &Yolo, seed: i64) {
+    tch::manual_seed(seed + 1);
+    let own = Yolo::new("yolov5n", Some(model.nc()), Device::Cpu).expect("yolov5n builds");
+    tch::no_grad(|| {
+        let src = own.vs.variables();
+        for (k, v) in model.vs.variables() {
+            v.shallow_clone().copy_(&src[&k]);
+        }
+    });
 }
 
 /// Copy every tensor `{prefix}{name}` of `from` into the model's variable `name` (all must be there).
@@ -114,7 +132,12 @@ fn main() -> yolo_lab::Result<()> {
             );
         }
     }
-    copy_into(&model, &init, "");
+    let own_init = std::env::var("TRAJ_INIT").is_ok_and(|v| v == "own");
+    if own_init {
+        reinit_as_yolo_lab(&model, arg(8, 0));
+    } else {
+        copy_into(&model, &init, "");
+    }
     if perturb > 0.0 {
         tch::manual_seed(1);
         tch::no_grad(|| {
@@ -189,5 +212,17 @@ fn main() -> yolo_lab::Result<()> {
     println!("weights after the last iteration: mean relative difference {mean:.3e}, worst {w:.3e} ({name})");
     let (w, name, mean) = worst(&step.ema.model, &read(&dir.join("final_ema.safetensors")), "ema.");
     println!("EMA: mean relative difference {mean:.3e}, worst {w:.3e} ({name}); updates {}", step.ema.updates);
+    if let Ok(data) = std::env::var("TRAJ_VAL_DATA") {
+        let val = yolo_lab::data::Dataset::load(&data)?.scan(yolo_lab::data::Split::Val)?;
+        let cfg =
+            yolo_lab::data::LoaderConfig { workers: 2, ..yolo_lab::data::LoaderConfig::val(imgsz as u32, batch * 2) };
+        let loader = yolo_lab::data::Loader::new(&val, &hyp, cfg)?;
+        let v = yolo_lab::train::validate(&step.ema.model, &loader, None, &yolo_lab::metrics::NmsConfig::default())?;
+        let [p, r, m50, m] = v.metrics;
+        println!(
+            "EMA validated ({} initialisation): P {p:.4} R {r:.4} mAP@0.5 {m50:.4} mAP@0.5:0.95 {m:.4}",
+            if own_init { "yolo-lab's own" } else { "YOLOv5's" }
+        );
+    }
     Ok(())
 }

@@ -104,7 +104,10 @@ class Recorder:
                 state["batches"][f"targets.{i}"] = targets.float().contiguous().clone()
             state["n"] += 1
             yield imgs, targets, paths, shapes
-        # an epoch ended: its last iteration is closed by the next batch
+        # an epoch ended: its last iteration is closed by the next batch, or here when it was the last wanted
+        if state["n"] >= iters:
+            self.close_step()
+            finish()
 
     @staticmethod
     def close_step():

@@ -72,11 +72,13 @@ enum Kind {
 }
 
 impl ProgressMode {
+    /// Whether a reporter in this mode shows `kind` (a reporter's mode is never `Auto`: it is resolved when
+    /// the reporter is built).
     fn shows(self, kind: Kind) -> bool {
         use ProgressMode::*;
         match kind {
-            Kind::Detail => matches!(self, Lines | Bar | Auto),
-            Kind::Info => matches!(self, Lines | Bar | Auto | Notebook),
+            Kind::Detail => matches!(self, Lines | Bar),
+            Kind::Info => matches!(self, Lines | Bar | Notebook),
             Kind::Epoch => matches!(self, Notebook | Quiet),
             Kind::Summary | Kind::Warning => self != Silent,
         }

@@ -189,6 +189,7 @@ impl<'a> Run<'a> {
         let seed_lock = TORCH_SEED_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         tch::manual_seed(t.seed as i64 + 1); // init_seeds(opt.seed + 1 + RANK)
         let progress = t.report();
+        let outputs = Outputs::of(t);
         // `fit` resolved the resume: `t` holds the run's own settings and the checkpoint path
         let resume = match &t.resume {
             Some(path) => Some((path.clone(), checkpoint::read_meta(path)?)),
@@ -214,7 +215,7 @@ impl<'a> Run<'a> {
                 }
                 (hyp, dir)
             }
-            None => (t.load_hyp()?, increment_dir(&t.project, &t.name, t.exist_ok || !Outputs::of(t).files())),
+            None => (t.load_hyp()?, increment_dir(&t.project, &t.name, t.exist_ok || !outputs.files())),
         };
         // model: YOLOv5 rebuilds the anchors from the hyp's count when it has one
         let anchors = hyp.anchors.map(|a| a.round_ties_even().max(1.0) as usize);
@@ -330,7 +331,7 @@ impl<'a> Run<'a> {
         step.position(start_epoch, t.freeze_schedule.as_ref().map(|s| s.stage(start_epoch).lr_scale).unwrap_or(1.0));
         // the run folder appears once everything is checked; a resumed run keeps its hyp.yaml and opt.yaml
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        if Outputs::of(t).files() && resume.is_none() {
+        if outputs.files() && resume.is_none() {
             crate::fsutil::write_atomic(&dir.join("hyp.yaml"), hyp.to_yaml_string().as_bytes())?;
             crate::fsutil::write_atomic(&dir.join("opt.yaml"), opt_yaml(t).as_bytes())?;
         }

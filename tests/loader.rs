@@ -154,3 +154,62 @@ fn caches_give_the_same_batches() {
     }
     assert!("ram".parse::<Cache>().is_ok() && "floppy".parse::<Cache>().is_err());
 }
+
+/// Box and pixel statistics of 2048 augmented samples (mosaic, scratch-low, 128 px), recorded with the loader
+/// before its rewrite for speed (issue 11: the f64 warp and float HSV of 2026-12-01, commit 8f47f34). The
+/// geometry draws are unchanged, so the box statistics must agree closely; the pixel means may move only by
+/// interpolation rounding.
+#[test]
+fn augmentation_statistics_match_the_loader_before_its_rewrite() {
+    let (_d, s) = samples(32, 128);
+    let hyp = Hyp::load("scratch-low").unwrap();
+    let cfg = LoaderConfig { img_size: 128, batch: 16, workers: 0, cache: Cache::Ram, ..Default::default() };
+    let loader = Loader::new(&s, &hyp, cfg).unwrap();
+    let (mut items, mut boxes, mut area, mut clipped) = (0usize, 0usize, 0f64, 0usize);
+    let mut channel_sum = [0f64; 3];
+    let mut channel_sq = [0f64; 3];
+    let mut pixels = 0f64;
+    for epoch in 0..64 {
+        for k in 0..loader.images() {
+            let item = loader.item(k, epoch).unwrap();
+            items += 1;
+            for l in &item.labels {
+                boxes += 1;
+                area += (l[3] * l[4]) as f64;
+                let edge = 2e-3;
+                if l[1] - l[3] / 2.0 < edge || l[2] - l[4] / 2.0 < edge || l[1] + l[3] / 2.0 > 1.0 - edge || l[2] + l[4] / 2.0 > 1.0 - edge {
+                    clipped += 1;
+                }
+            }
+            for p in item.image.pixels() {
+                for c in 0..3 {
+                    channel_sum[c] += p[c] as f64;
+                    channel_sq[c] += (p[c] as f64).powi(2);
+                }
+            }
+            pixels += (item.image.width() * item.image.height()) as f64;
+        }
+    }
+    let per_image = boxes as f64 / items as f64;
+    let mean_area = area / boxes as f64;
+    let clip_share = clipped as f64 / boxes as f64;
+    let mean: Vec<f64> = channel_sum.iter().map(|s| s / pixels).collect();
+    let std: Vec<f64> = (0..3).map(|c| (channel_sq[c] / pixels - mean[c] * mean[c]).sqrt()).collect();
+    println!("items {items} boxes/image {per_image:.5} mean area {mean_area:.6} clipped {clip_share:.5} mean {mean:.3?} std {std:.3?}");
+    assert_eq!(items, 2048);
+    let close = |got: f64, want: f64, tol: f64, what: &str| {
+        assert!((got - want).abs() <= tol, "{what}: {got} against {want} before the rewrite (tolerance {tol})")
+    };
+    close(per_image, BEFORE.0, 0.01, "boxes per image");
+    close(mean_area, BEFORE.1, 2e-4, "mean box area");
+    close(clip_share, BEFORE.2, 0.003, "share of boxes at the edge");
+    for c in 0..3 {
+        close(mean[c], BEFORE.3[c], 0.5, "channel mean");
+        close(std[c], BEFORE.4[c], 0.5, "channel standard deviation");
+    }
+}
+
+/// (boxes per image, mean normalised box area, share of boxes at an edge, channel means, channel standard
+/// deviations) measured before the rewrite.
+const BEFORE: (f64, f64, f64, [f64; 3], [f64; 3]) =
+    (6.03174, 0.031835, 0.42718, [134.793, 114.258, 133.282], [66.692, 68.263, 68.789]);

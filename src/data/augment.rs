@@ -3,7 +3,10 @@
 //! Boxes travel through the geometric steps as pixel corners `[class, x1, y1, x2, y2]` and are turned into
 //! normalised centre-size labels at the end, as YOLOv5 does.
 
-use super::imageops::{Image, PAD_VALUE, blit, canvas, hsv_to_rgb, matmul3, resize, rgb_to_hsv, warp};
+use super::hsv;
+use super::imageops::{Image, PAD_VALUE, blit, canvas, invert3, matmul3, resize};
+pub use super::imageops::{flip_lr, flip_ud};
+use super::warp::warp;
 use crate::hyp::Hyp;
 use rand::Rng;
 use rand_distr::{Beta, Distribution};
@@ -97,6 +100,100 @@ impl From<&Hyp> for Perspective {
     }
 }
 
+/// One draw of [`random_perspective`]: the matrix from source to output pixels, its scale factor (the box
+/// filter compares areas against it) and the output size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Drawn {
+    m: [[f64; 3]; 3],
+    scale: f64,
+    size: (u32, u32),
+    perspective: bool,
+}
+
+impl Drawn {
+    /// Draw a transform for a `src` = (width, height) image (the random draws of `random_perspective`, in its
+    /// order). `border` = (rows, cols) added on each side.
+    pub(crate) fn new(src: (u32, u32), p: Perspective, border: (i32, i32), rng: &mut impl Rng) -> Drawn {
+        let height = (src.1 as i32 + border.0 * 2).max(1) as u32;
+        let width = (src.0 as i32 + border.1 * 2).max(1) as u32;
+        let uni = |rng: &mut dyn rand::RngCore, a: f64| {
+            if a > 0.0 { rng.random_range(-a..a) } else { 0.0 }
+        };
+        let c = [[1.0, 0.0, -(src.0 as f64) / 2.0], [0.0, 1.0, -(src.1 as f64) / 2.0], [0.0, 0.0, 1.0]];
+        let pm = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [uni(rng, p.perspective), uni(rng, p.perspective), 1.0]];
+        let a = uni(rng, p.degrees).to_radians();
+        let s = if p.scale > 0.0 { rng.random_range(1.0 - p.scale..1.0 + p.scale) } else { 1.0 };
+        // OpenCV getRotationMatrix2D about the origin: positive angles turn counter-clockwise on screen.
+        let r = [[s * a.cos(), s * a.sin(), 0.0], [-s * a.sin(), s * a.cos(), 0.0], [0.0, 0.0, 1.0]];
+        let sh = [
+            [1.0, uni(rng, p.shear).to_radians().tan(), 0.0],
+            [uni(rng, p.shear).to_radians().tan(), 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+        ];
+        let tr = |rng: &mut dyn rand::RngCore, size: u32| {
+            let t = p.translate;
+            (if t > 0.0 { rng.random_range(0.5 - t..0.5 + t) } else { 0.5 }) * size as f64
+        };
+        let t = [[1.0, 0.0, tr(rng, width)], [0.0, 1.0, tr(rng, height)], [0.0, 0.0, 1.0]];
+        let m = matmul3(&t, &matmul3(&sh, &matmul3(&r, &matmul3(&pm, &c))));
+        Drawn { m, scale: s, size: (width, height), perspective: p.perspective != 0.0 }
+    }
+
+    fn identity(&self) -> bool {
+        self.m == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    }
+
+    /// The part of a `src`-sized source the warp reads, `[x0, y0, x1, y1)`: the bounding box of the output's
+    /// corners mapped back, two pixels wider on each side (whole source under perspective).
+    fn source_region(&self, src: (u32, u32)) -> [u32; 4] {
+        if self.perspective {
+            return [0, 0, src.0, src.1];
+        }
+        let inv = invert3(&self.m);
+        let (w, h) = ((self.size.0 as f64 - 1.0).max(0.0), (self.size.1 as f64 - 1.0).max(0.0));
+        let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
+        for (x, y) in [(0.0, 0.0), (w, 0.0), (0.0, h), (w, h)] {
+            let p = [inv[0][0] * x + inv[0][1] * y + inv[0][2], inv[1][0] * x + inv[1][1] * y + inv[1][2]];
+            for k in 0..2 {
+                (lo[k], hi[k]) = (lo[k].min(p[k]), hi[k].max(p[k]));
+            }
+        }
+        let clamp = |v: f64, n: u32| v.clamp(0.0, n as f64) as u32;
+        [
+            clamp(lo[0].floor() - 2.0, src.0),
+            clamp(lo[1].floor() - 2.0, src.1),
+            clamp(hi[0].ceil() + 3.0, src.0),
+            clamp(hi[1].ceil() + 3.0, src.1),
+        ]
+    }
+
+    /// Transform boxes by their corners, clip them to the output, and drop those too small, too thin or mostly
+    /// cut away.
+    fn boxes(&self, boxes: &[PixelBox]) -> Vec<PixelBox> {
+        let (m, s) = (&self.m, self.scale as f32);
+        let (width, height) = (self.size.0 as f32, self.size.1 as f32);
+        let mut kept = Vec::with_capacity(boxes.len());
+        for b in boxes {
+            let corners = [(b[1], b[2]), (b[3], b[4]), (b[1], b[4]), (b[3], b[2])];
+            let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+            for (x, y) in corners {
+                let (x, y) = (x as f64, y as f64);
+                let z = m[2][0] * x + m[2][1] * y + m[2][2];
+                let z = if self.perspective { z } else { 1.0 };
+                let nx = ((m[0][0] * x + m[0][1] * y + m[0][2]) / z) as f32;
+                let ny = ((m[1][0] * x + m[1][1] * y + m[1][2]) / z) as f32;
+                (x0, y0, x1, y1) = (x0.min(nx), y0.min(ny), x1.max(nx), y1.max(ny));
+            }
+            let nb = [x0.clamp(0.0, width), y0.clamp(0.0, height), x1.clamp(0.0, width), y1.clamp(0.0, height)];
+            let old = [b[1] * s, b[2] * s, b[3] * s, b[4] * s];
+            if box_candidate(old, nb) {
+                kept.push([b[0], nb[0], nb[1], nb[2], nb[3]]);
+            }
+        }
+        kept
+    }
+}
+
 /// Random rotation, scale, shear, translation and perspective (`random_perspective`). `border` = (rows,
 /// cols) added on each side (negative crops: the mosaic passes -s/2 to return an s×s image). Boxes are
 /// transformed by their corners, clipped, and dropped when too small, too thin or mostly cut away.
@@ -107,55 +204,9 @@ pub fn random_perspective(
     border: (i32, i32),
     rng: &mut impl Rng,
 ) -> (Image, Vec<PixelBox>) {
-    let height = (img.height() as i32 + border.0 * 2).max(1) as u32;
-    let width = (img.width() as i32 + border.1 * 2).max(1) as u32;
-    let uni = |rng: &mut dyn rand::RngCore, a: f64| {
-        if a > 0.0 { rng.random_range(-a..a) } else { 0.0 }
-    };
-    let c = [[1.0, 0.0, -(img.width() as f64) / 2.0], [0.0, 1.0, -(img.height() as f64) / 2.0], [0.0, 0.0, 1.0]];
-    let pm = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [uni(rng, p.perspective), uni(rng, p.perspective), 1.0]];
-    let a = uni(rng, p.degrees).to_radians();
-    let s = if p.scale > 0.0 { rng.random_range(1.0 - p.scale..1.0 + p.scale) } else { 1.0 };
-    // OpenCV getRotationMatrix2D about the origin: positive angles turn counter-clockwise on screen.
-    let r = [[s * a.cos(), s * a.sin(), 0.0], [-s * a.sin(), s * a.cos(), 0.0], [0.0, 0.0, 1.0]];
-    let sh = [
-        [1.0, uni(rng, p.shear).to_radians().tan(), 0.0],
-        [uni(rng, p.shear).to_radians().tan(), 1.0, 0.0],
-        [0.0, 0.0, 1.0],
-    ];
-    let tr = |rng: &mut dyn rand::RngCore, size: u32| {
-        let t = p.translate;
-        (if t > 0.0 { rng.random_range(0.5 - t..0.5 + t) } else { 0.5 }) * size as f64
-    };
-    let t = [[1.0, 0.0, tr(rng, width)], [0.0, 1.0, tr(rng, height)], [0.0, 0.0, 1.0]];
-    let m = matmul3(&t, &matmul3(&sh, &matmul3(&r, &matmul3(&pm, &c))));
-    let identity = m == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-    let out = if border != (0, 0) || !identity { warp(img, &m, width, height) } else { img.clone() };
-
-    let mut kept = Vec::with_capacity(boxes.len());
-    for b in boxes {
-        let corners = [(b[1], b[2]), (b[3], b[4]), (b[1], b[4]), (b[3], b[2])];
-        let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-        for (x, y) in corners {
-            let (x, y) = (x as f64, y as f64);
-            let z = m[2][0] * x + m[2][1] * y + m[2][2];
-            let z = if p.perspective != 0.0 { z } else { 1.0 };
-            let nx = ((m[0][0] * x + m[0][1] * y + m[0][2]) / z) as f32;
-            let ny = ((m[1][0] * x + m[1][1] * y + m[1][2]) / z) as f32;
-            (x0, y0, x1, y1) = (x0.min(nx), y0.min(ny), x1.max(nx), y1.max(ny));
-        }
-        let nb = [
-            x0.clamp(0.0, width as f32),
-            y0.clamp(0.0, height as f32),
-            x1.clamp(0.0, width as f32),
-            y1.clamp(0.0, height as f32),
-        ];
-        let old = [b[1] * s as f32, b[2] * s as f32, b[3] * s as f32, b[4] * s as f32];
-        if box_candidate(old, nb) {
-            kept.push([b[0], nb[0], nb[1], nb[2], nb[3]]);
-        }
-    }
-    (out, kept)
+    let d = Drawn::new(img.dimensions(), p, border, rng);
+    let out = if border != (0, 0) || !d.identity() { warp(img, &d.m, d.size.0, d.size.1) } else { img.clone() };
+    (out, d.boxes(boxes))
 }
 
 /// Whether a box survives an augmentation (`box_candidates`): both sides above 2 px, at least 10% of its
@@ -174,24 +225,7 @@ pub fn augment_hsv(img: &mut Image, hgain: f64, sgain: f64, vgain: f64, rng: &mu
         return;
     }
     let r: [f64; 3] = [hgain, sgain, vgain].map(|g| rng.random_range(-1.0..1.0) * g + 1.0);
-    let lut_h: Vec<u8> = (0..256).map(|x| ((x as f64 * r[0]) as i64).rem_euclid(180) as u8).collect();
-    let lut_s: Vec<u8> = (0..256).map(|x| (x as f64 * r[1]).clamp(0.0, 255.0) as u8).collect();
-    let lut_v: Vec<u8> = (0..256).map(|x| (x as f64 * r[2]).clamp(0.0, 255.0) as u8).collect();
-    for p in img.pixels_mut() {
-        let (h, s, v) = rgb_to_hsv(p[0], p[1], p[2]);
-        let (r2, g2, b2) = hsv_to_rgb(lut_h[h as usize], lut_s[s as usize], lut_v[v as usize]);
-        p.0 = [r2, g2, b2];
-    }
-}
-
-/// Flip an image upside down in place.
-pub fn flip_ud(img: &mut Image) {
-    image::imageops::flip_vertical_in_place(img);
-}
-
-/// Flip an image left to right in place.
-pub fn flip_lr(img: &mut Image) {
-    image::imageops::flip_horizontal_in_place(img);
+    hsv::apply(img, r);
 }
 
 /// Blend two images with a Beta(32, 32) ratio (`mixup`); boxes are concatenated.
@@ -236,25 +270,28 @@ pub(crate) fn mosaic_placement(slot: usize, (xc, yc): (i64, i64), (w, h): (i64, 
     }
 }
 
-/// Build the 2s×2s mosaic of four loaded images (already resized so the long side is s) around a random
-/// centre; boxes are shifted and clipped to the canvas. The caller crops it back to s×s with
-/// [`random_perspective`] and border (-s/2, -s/2).
-pub(crate) fn mosaic_canvas(parts: &[(Image, Vec<PixelBox>)], s: u32, rng: &mut impl Rng) -> (Image, Vec<PixelBox>) {
-    let s = s as i64;
+/// The mosaic (`load_mosaic`): four loaded images (already resized so the long side is s) placed around a
+/// random centre of a 2s×2s canvas, boxes shifted and clipped to it, then [`random_perspective`] with border
+/// (-s/2, -s/2) back to s×s. Only the part of the canvas the warp reads is filled; `buffer` holds the canvas
+/// (its other bytes are never read) and is handed back for the next mosaic.
+pub(crate) fn mosaic(
+    parts: &[(&Image, &[PixelBox])],
+    s: u32,
+    p: Perspective,
+    rng: &mut impl Rng,
+    mut buffer: Vec<u8>,
+) -> (Image, Vec<PixelBox>, Vec<u8>) {
+    let (s, side) = (s as i64, 2 * s);
     let xc = rng.random_range(s / 2..=(3 * s / 2)).min(2 * s);
     let yc = rng.random_range(s / 2..=(3 * s / 2)).min(2 * s);
-    let mut img4 = canvas(2 * s as u32, 2 * s as u32, PAD_VALUE);
     let mut boxes = Vec::new();
-    for (slot, (img, bx)) in parts.iter().enumerate() {
-        let (w, h) = (img.width() as i64, img.height() as i64);
-        let (a, b) = mosaic_placement(slot, (xc, yc), (w, h), s);
-        let (cw, ch) = (a[2] - a[0], a[3] - a[1]);
-        if cw > 0 && ch > 0 {
-            blit(&mut img4, img, (b[0] as u32, b[1] as u32), (a[0] as u32, a[1] as u32), (cw as u32, ch as u32));
-        }
+    let mut placed = Vec::with_capacity(parts.len());
+    for (slot, &(img, bx)) in parts.iter().enumerate() {
+        let (a, b) = mosaic_placement(slot, (xc, yc), (img.width() as i64, img.height() as i64), s);
+        placed.push((img, a, b));
         let (padw, padh) = ((a[0] - b[0]) as f32, (a[1] - b[1]) as f32);
-        for q in bx {
-            let lim = 2.0 * s as f32;
+        let lim = 2.0 * s as f32;
+        for q in bx.iter() {
             boxes.push([
                 q[0],
                 (q[1] + padw).clamp(0.0, lim),
@@ -264,7 +301,27 @@ pub(crate) fn mosaic_canvas(parts: &[(Image, Vec<PixelBox>)], s: u32, rng: &mut 
             ]);
         }
     }
-    (img4, boxes)
+    let border = -(s as i32) / 2;
+    let d = Drawn::new((side, side), p, (border, border), rng);
+    let [rx0, ry0, rx1, ry1] = d.source_region((side, side));
+    buffer.resize((side * side * 3) as usize, PAD_VALUE);
+    let mut img4 = Image::from_raw(side, side, buffer).expect("buffer has 2s*2s*3 bytes");
+    let stride = side as usize * 3;
+    let px: &mut [u8] = &mut img4;
+    for y in ry0..ry1 {
+        let row = y as usize * stride;
+        px[row + rx0 as usize * 3..row + rx1 as usize * 3].fill(PAD_VALUE);
+    }
+    for (img, a, b) in placed {
+        let (x0, y0) = (a[0].max(rx0 as i64), a[1].max(ry0 as i64));
+        let (x1, y1) = (a[2].min(rx1 as i64), a[3].min(ry1 as i64));
+        if x1 > x0 && y1 > y0 {
+            let from = ((b[0] + x0 - a[0]) as u32, (b[1] + y0 - a[1]) as u32);
+            blit(&mut img4, img, from, (x0 as u32, y0 as u32), ((x1 - x0) as u32, (y1 - y0) as u32));
+        }
+    }
+    let out = warp(&img4, &d.m, d.size.0, d.size.1);
+    (out, d.boxes(&boxes), img4.into_raw())
 }
 
 #[cfg(test)]
@@ -305,6 +362,31 @@ mod tests {
                     b[1] >= 0.0 && b[2] >= 0.0 && b[3] <= 64.0 && b[4] <= 64.0 && b[1] < b[3] && b[2] < b[4],
                     "{b:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn a_mosaic_never_reads_the_canvas_outside_the_region_it_fills() {
+        let imgs: Vec<Image> =
+            (0..4u8).map(|k| Image::from_fn(40, 30, |x, y| image::Rgb([k * 60, x as u8 * 5, y as u8 * 7]))).collect();
+        let boxes: Vec<PixelBox> = vec![[0.0, 5.0, 5.0, 30.0, 25.0]];
+        let parts: Vec<(&Image, &[PixelBox])> = imgs.iter().map(|i| (i, boxes.as_slice())).collect();
+        let hyps = [
+            Perspective { degrees: 0.0, translate: 0.1, scale: 0.5, shear: 0.0, perspective: 0.0 },
+            Perspective { degrees: 30.0, translate: 0.2, scale: 0.9, shear: 8.0, perspective: 0.0 },
+            Perspective { degrees: 5.0, translate: 0.1, scale: 0.5, shear: 0.0, perspective: 0.001 },
+        ];
+        for (k, p) in hyps.into_iter().enumerate() {
+            for seed in 0..20 {
+                let run = |buffer: Vec<u8>| {
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                    mosaic(&parts, 40, p, &mut rng, buffer)
+                };
+                let (clean, clean_boxes, _) = run(Vec::new());
+                let (stale, stale_boxes, _) = run(vec![7u8; 80 * 80 * 3]);
+                assert_eq!(clean, stale, "hyp {k} seed {seed}: stale canvas bytes reached the output");
+                assert_eq!(clean_boxes, stale_boxes);
             }
         }
     }

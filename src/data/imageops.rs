@@ -1,5 +1,5 @@
-//! The few image operations the pipeline needs (decode, resize, warp, encode), on `image::RgbImage`.
-//! OpenCV does these in YOLOv5; results agree up to interpolation rounding.
+//! The few image operations the pipeline needs (decode, encode, fill, copy, flip), on `image::RgbImage`; the
+//! resampling, warps and colour conversions that OpenCV does in YOLOv5 live in `resample`, `warp` and `hsv`.
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
@@ -66,50 +66,6 @@ pub fn blit(dst: &mut Image, src: &Image, (sx0, sy0): (u32, u32), (dx0, dy0): (u
     }
 }
 
-/// Warp with the 3x3 matrix `m` that maps source to destination pixels (OpenCV `warpPerspective` /
-/// `warpAffine` semantics, bilinear, constant border `PAD_VALUE`) into a `w` x `h` image.
-pub fn warp(img: &Image, m: &[[f64; 3]; 3], w: u32, h: u32) -> Image {
-    let inv = invert3(m);
-    let (sw, sh) = (img.width() as i64, img.height() as i64);
-    let src = &**img;
-    let mut out = vec![PAD_VALUE; (w * h * 3) as usize];
-    let affine = inv[2][0] == 0.0 && inv[2][1] == 0.0 && inv[2][2] == 1.0;
-    out.chunks_exact_mut(w as usize * 3).enumerate().for_each(|(y, row)| {
-        let yf = y as f64;
-        for x in 0..w as usize {
-            let xf = x as f64;
-            let mut sx = inv[0][0] * xf + inv[0][1] * yf + inv[0][2];
-            let mut sy = inv[1][0] * xf + inv[1][1] * yf + inv[1][2];
-            if !affine {
-                let z = inv[2][0] * xf + inv[2][1] * yf + inv[2][2];
-                if z.abs() < 1e-12 {
-                    continue;
-                }
-                sx /= z;
-                sy /= z;
-            }
-            if sx <= -1.0 || sy <= -1.0 || sx >= sw as f64 || sy >= sh as f64 {
-                continue;
-            }
-            let (x0, y0) = (sx.floor() as i64, sy.floor() as i64);
-            let (fx, fy) = ((sx - x0 as f64) as f32, (sy - y0 as f64) as f32);
-            let px = |xx: i64, yy: i64, c: usize| -> f32 {
-                if xx < 0 || yy < 0 || xx >= sw || yy >= sh {
-                    PAD_VALUE as f32
-                } else {
-                    src[((yy * sw + xx) * 3) as usize + c] as f32
-                }
-            };
-            for c in 0..3 {
-                let top = px(x0, y0, c) * (1.0 - fx) + px(x0 + 1, y0, c) * fx;
-                let bot = px(x0, y0 + 1, c) * (1.0 - fx) + px(x0 + 1, y0 + 1, c) * fx;
-                row[x * 3 + c] = (top * (1.0 - fy) + bot * fy).round().clamp(0.0, 255.0) as u8;
-            }
-        }
-    });
-    RgbImage::from_raw(w, h, out).expect("buffer has w*h*3 bytes")
-}
-
 /// Inverse of a 3x3 matrix (adjugate / determinant). A singular matrix yields the identity.
 pub fn invert3(m: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
     let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
@@ -148,45 +104,28 @@ pub fn matmul3(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
     r
 }
 
-/// RGB to OpenCV's 8-bit HSV (H in 0..180, S and V in 0..256).
-pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
-    let (rf, gf, bf) = (r as f32, g as f32, b as f32);
-    let v = rf.max(gf).max(bf);
-    let min = rf.min(gf).min(bf);
-    let delta = v - min;
-    let s = if v > 0.0 { 255.0 * delta / v } else { 0.0 };
-    let h = if delta == 0.0 {
-        0.0
-    } else if v == rf {
-        60.0 * (gf - bf) / delta
-    } else if v == gf {
-        120.0 + 60.0 * (bf - rf) / delta
-    } else {
-        240.0 + 60.0 * (rf - gf) / delta
-    };
-    let h = if h < 0.0 { h + 360.0 } else { h };
-    (((h / 2.0).round() as u32 % 180) as u8, s.round() as u8, v as u8)
+/// Flip an image upside down in place (rows swapped whole).
+pub fn flip_ud(img: &mut Image) {
+    let (w, h) = (img.width() as usize * 3, img.height() as usize);
+    let px: &mut [u8] = img;
+    for y in 0..h / 2 {
+        let (top, bottom) = px.split_at_mut((h - 1 - y) * w);
+        top[y * w..(y + 1) * w].swap_with_slice(&mut bottom[..w]);
+    }
 }
 
-/// OpenCV's 8-bit HSV back to RGB.
-pub fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
-    let h = h as f32 * 2.0;
-    let s = s as f32 / 255.0;
-    let v = v as f32;
-    let c = v * s;
-    let hp = (h / 60.0) % 6.0;
-    let x = c * (1.0 - ((hp % 2.0) - 1.0).abs());
-    let (r, g, b) = match hp as u32 {
-        0 => (c, x, 0.0),
-        1 => (x, c, 0.0),
-        2 => (0.0, c, x),
-        3 => (0.0, x, c),
-        4 => (x, 0.0, c),
-        _ => (c, 0.0, x),
-    };
-    let m = v - c;
-    let q = |f: f32| (f + m).round().clamp(0.0, 255.0) as u8;
-    (q(r), q(g), q(b))
+/// Flip an image left to right in place.
+pub fn flip_lr(img: &mut Image) {
+    let w = img.width() as usize;
+    let px: &mut [u8] = img;
+    for row in px.chunks_exact_mut(w * 3) {
+        for x in 0..w / 2 {
+            let (a, b) = (x * 3, (w - 1 - x) * 3);
+            for c in 0..3 {
+                row.swap(a + c, b + c);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -194,25 +133,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hsv_round_trip_is_close() {
-        for (r, g, b) in [(255, 0, 0), (10, 200, 30), (0, 0, 0), (128, 128, 128), (30, 60, 250), (250, 250, 10)] {
-            let (h, s, v) = rgb_to_hsv(r, g, b);
-            let (r2, g2, b2) = hsv_to_rgb(h, s, v);
-            for (a, z) in [(r, r2), (g, g2), (b, b2)] {
-                assert!((a as i32 - z as i32).abs() <= 5, "{:?} -> {:?}", (r, g, b), (r2, g2, b2));
-            }
+    fn flips_mirror_pixels() {
+        let img = Image::from_fn(5, 3, |x, y| Rgb([x as u8, y as u8, (x * 10 + y) as u8]));
+        let mut ud = img.clone();
+        flip_ud(&mut ud);
+        let mut lr = img.clone();
+        flip_lr(&mut lr);
+        for (x, y, p) in img.enumerate_pixels() {
+            assert_eq!(ud.get_pixel(x, 2 - y), p);
+            assert_eq!(lr.get_pixel(4 - x, y), p);
         }
-    }
-
-    #[test]
-    fn identity_warp_keeps_pixels() {
-        let mut img = canvas(8, 6, 0);
-        img.put_pixel(3, 2, Rgb([200, 100, 50]));
-        let eye = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-        assert_eq!(warp(&img, &eye, 8, 6), img);
-        let shift = [[1.0, 0.0, 2.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]];
-        let out = warp(&img, &shift, 8, 6);
-        assert_eq!(out.get_pixel(5, 3), &Rgb([200, 100, 50]));
-        assert_eq!(out.get_pixel(0, 0), &Rgb([PAD_VALUE; 3]));
     }
 }

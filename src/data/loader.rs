@@ -4,7 +4,7 @@
 //! the number of worker threads; workers build whole batches and the iterator hands them out in order.
 
 use super::augment::{
-    Perspective, PixelBox, augment_hsv, flip_lr, flip_ud, letterbox, mixup, mosaic_canvas, random_perspective,
+    Perspective, PixelBox, augment_hsv, flip_lr, flip_ud, letterbox, mixup, mosaic, random_perspective,
 };
 use super::imageops::{Image, decode, resize};
 use super::resample::Interp;
@@ -15,6 +15,8 @@ use crate::report::Reporter;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -140,9 +142,10 @@ pub struct Item {
     pub info: ImageInfo,
 }
 
-/// A loaded image, resized so the long side is `img_size`, and its labels as pixel boxes in that image.
-struct Loaded {
-    img: Image,
+/// A loaded image, resized so the long side is `img_size` (borrowed from the RAM cache when there is one), and
+/// its labels as pixel boxes in that image.
+struct Loaded<'a> {
+    img: Cow<'a, Image>,
     orig: (u32, u32),
     boxes: Vec<PixelBox>,
 }
@@ -330,17 +333,17 @@ impl Loader {
 
     /// Image `k` as loaded before augmentation (`load_image`: decoded, long side resized to `img_size`).
     pub fn loaded_image(&self, k: usize) -> Result<Image> {
-        Ok(self.load(k)?.img)
+        Ok(self.load(k)?.img.into_owned())
     }
 
-    fn load(&self, k: usize) -> Result<Loaded> {
+    fn load(&self, k: usize) -> Result<Loaded<'_>> {
         let i = &self.inner;
         let s = &i.samples[k];
         let img = match i.store.as_ref() {
-            Store::Ram(v) => v[k].clone(),
-            Store::Encoded(v) => resize_long(&decode(&v[k], &s.image)?, i.cfg.img_size, i.cfg.augment),
-            Store::Disk(v) => resize_long(&read_npy(&v[k])?, i.cfg.img_size, i.cfg.augment),
-            Store::None => resize_long(&decode(&read(&s.image)?, &s.image)?, i.cfg.img_size, i.cfg.augment),
+            Store::Ram(v) => Cow::Borrowed(&v[k]),
+            Store::Encoded(v) => Cow::Owned(resize_long(&decode(&v[k], &s.image)?, i.cfg.img_size, i.cfg.augment)),
+            Store::Disk(v) => Cow::Owned(resize_long(&read_npy(&v[k])?, i.cfg.img_size, i.cfg.augment)),
+            Store::None => Cow::Owned(resize_long(&decode(&read(&s.image)?, &s.image)?, i.cfg.img_size, i.cfg.augment)),
         };
         let (w, h) = (img.width() as f32, img.height() as f32);
         let boxes = s
@@ -363,11 +366,14 @@ impl Loader {
         let n = self.inner.samples.len();
         let mut idx = [k, rng.random_range(0..n), rng.random_range(0..n), rng.random_range(0..n)];
         idx.shuffle(rng);
-        let parts = idx.iter().map(|&j| self.load(j).map(|l| (l.img, l.boxes))).collect::<Result<Vec<_>>>()?;
+        let parts = idx.iter().map(|&j| self.load(j)).collect::<Result<Vec<_>>>()?;
+        let parts: Vec<(&Image, &[PixelBox])> = parts.iter().map(|l| (l.img.as_ref(), l.boxes.as_slice())).collect();
         let s = self.inner.cfg.img_size;
-        let (img4, boxes) = mosaic_canvas(&parts, s, rng);
-        let border = -(s as i32) / 2;
-        Ok(random_perspective(&img4, &boxes, Perspective::from(&self.inner.hyp), (border, border), rng))
+        // the 2s x 2s canvas is scratch: one buffer per thread, reused (no page faults for a fresh 4.9 MB at 640)
+        let buffer = MOSAIC_CANVAS.with(|c| c.take());
+        let (img, boxes, buffer) = mosaic(&parts, s, Perspective::from(&self.inner.hyp), rng, buffer);
+        MOSAIC_CANVAS.with(|c| c.replace(buffer));
+        Ok((img, boxes))
     }
 
     fn build_item(&self, k: usize, epoch: u64, shape: (u32, u32)) -> Result<Item> {
@@ -436,6 +442,11 @@ impl Loader {
     }
 }
 
+thread_local! {
+    /// Each thread's mosaic canvas, kept between items.
+    static MOSAIC_CANVAS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Iterator over one epoch's batches, in order.
 pub struct EpochIter {
     rx: Option<mpsc::Receiver<(usize, Result<Batch>)>>,
@@ -483,25 +494,29 @@ impl Iterator for EpochIter {
 /// Stack items into a batch (`collate_fn`): images to `[B, 3, H, W]`, labels to `[N, 6]` with the image index.
 pub fn collate(items: Vec<Item>) -> Batch {
     let (h, w) = (items[0].image.height() as i64, items[0].image.width() as i64);
-    let mut pixels: Vec<u8> = Vec::with_capacity(items.len() * (3 * h * w) as usize);
+    let b = items.len() as i64;
+    let plane = (h * w) as usize;
+    let images = Tensor::empty([b, 3, h, w], (tch::Kind::Uint8, tch::Device::Cpu));
+    if plane > 0 {
+        // SAFETY: a new contiguous uint8 CPU tensor of b*3*h*w elements, written whole below and not shared yet
+        let dst = unsafe { std::slice::from_raw_parts_mut(images.data_ptr() as *mut u8, b as usize * 3 * plane) };
+        for (it, out) in items.iter().zip(dst.chunks_exact_mut(3 * plane)) {
+            let (r, rest) = out.split_at_mut(plane);
+            let (g, bl) = rest.split_at_mut(plane);
+            for (k, p) in it.image.as_raw().chunks_exact(3).enumerate() {
+                (r[k], g[k], bl[k]) = (p[0], p[1], p[2]);
+            }
+        }
+    }
     let mut targets = Vec::new();
     let mut info = Vec::with_capacity(items.len());
     for (j, it) in items.into_iter().enumerate() {
-        let raw = it.image.as_raw();
-        for c in 0..3 {
-            pixels.extend(raw.iter().skip(c).step_by(3));
-        }
         for l in &it.labels {
             targets.extend_from_slice(&[j as f32, l[0], l[1], l[2], l[3], l[4]]);
         }
         info.push(it.info);
     }
-    let b = info.len() as i64;
-    Batch {
-        images: Tensor::from_slice(&pixels).view([b, 3, h, w]),
-        targets: Tensor::from_slice(&targets).view([-1, 6]),
-        info,
-    }
+    Batch { images, targets: Tensor::from_slice(&targets).view([-1, 6]), info }
 }
 
 /// Resize so the long side is `size` (`load_image`); dimensions rounded up as YOLOv5 does, and its choice of

@@ -5,6 +5,7 @@
 //! (`check_dataset`, `LoadImagesAndLabels`, `verify_image_label`, `load_mosaic`, `random_perspective`, ...).
 
 mod augment;
+mod hsv;
 mod imageops;
 mod loader;
 mod preview;
@@ -13,9 +14,12 @@ mod resample;
 mod scan;
 mod shapes;
 mod voc;
+mod warp;
 
 pub use augment::{Letterbox, Perspective, PixelBox, augment_hsv, letterbox, random_perspective};
+pub use hsv::apply as apply_hsv_gains;
 pub use imageops::{Image, png_bytes, save_png};
+pub use warp::warp;
 
 /// Read and decode an image file to RGB.
 pub fn imageops_decode(path: &Path) -> Result<Image> {

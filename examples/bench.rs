@@ -1,0 +1,459 @@
+//! Throughput benchmarks, side by side with YOLOv5 when a reference environment is present (issue 11).
+//!
+//! `cargo run --release --example bench -- MODE [--data NAME|YAML] [--img N] [--repeat N]`
+//!
+//! | mode | measures | last line |
+//! | --- | --- | --- |
+//! | `loader` | one thread, mosaic, hyp scratch-low, RAM cache: augmented items over the training images | `loader images/s: N` |
+//! | `step` | yolov5n nc 80, batch 16, 320 px, 2 threads: forward + loss + backward + clip 10 + SGD, median of 5 | `step ms/iter: N` |
+//! | `train` | yolov5n from scratch, batch 16, 2 workers, RAM cache, no validation, 6 epochs: train-loop images/s | `train images/s: N` |
+//! | `evolve` | 1-epoch generations on a 16-image set, no AutoAnchor | `evolve generations/h: N` |
+//!
+//! With `YOLOV5_DIR` (a checkout of ultralytics/yolov5) and a Python that imports torch (`YOLOV5_PY`, else
+//! `REF_PY`, else `python3`), every mode also runs YOLOv5's equivalent in the same run, from the timers in
+//! `../shared/bench` (`YOLO_LAB_BENCH_DIR` overrides), and prints `ratio vs yolov5: R` (above 1: yolo-lab is
+//! faster; for `step` the ratio of times, below 1: yolo-lab is faster). A reference that fails is reported with
+//! its output, never silently skipped. `--repeat N` alternates the two programs N times and keeps the best of
+//! each. A benchmark: it prints figures and asserts nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+use yolo_lab::data::{Cache, Dataset, Loader, LoaderConfig, Split};
+use yolo_lab::prelude::*;
+
+struct Args {
+    mode: String,
+    data: String,
+    img: u32,
+    repeat: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mode = it
+        .next()
+        .ok_or("usage: bench MODE [--data NAME|YAML] [--img N] [--repeat N]; MODE is loader, step, train or evolve")?;
+    let mut a = Args { mode, data: "shapes".into(), img: 320, repeat: 1 };
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--data" => a.data = value,
+            "--img" => a.img = value.parse().map_err(|_| format!("--img {value}: not a number"))?,
+            "--repeat" => a.repeat = value.parse().map_err(|_| format!("--repeat {value}: not a number"))?,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let result = match args.mode.as_str() {
+        "loader" => loader(&args),
+        "step" => step(&args),
+        "train" => train(&args),
+        "evolve" => evolve(&args),
+        other => Err(yolo_lab::Error::Config {
+            name: "mode",
+            message: format!("`{other}` is not loader, step, train or evolve"),
+        }),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// The YOLOv5 reference: its checkout, a Python with torch, and the timers directory.
+struct Reference {
+    yolov5: PathBuf,
+    python: String,
+    timers: PathBuf,
+}
+
+impl Reference {
+    fn find() -> Option<Reference> {
+        let yolov5 = PathBuf::from(std::env::var("YOLOV5_DIR").ok()?);
+        let python =
+            std::env::var("YOLOV5_PY").or_else(|_| std::env::var("REF_PY")).unwrap_or_else(|_| "python3".into());
+        let timers = std::env::var("YOLO_LAB_BENCH_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"));
+        Some(Reference { yolov5, python, timers })
+    }
+
+    /// Run a timer script in the checkout and return the number on its last line starting with `key`.
+    fn run(&self, script: &str, args: &[&str], env: &[(&str, &str)], key: &str) -> Option<f64> {
+        self.run_with(script, args, env, key, |line| line.strip_prefix(key).and_then(|v| v.trim().parse().ok()))
+    }
+
+    /// Run a timer script in the checkout; `pick` finds the figure in a line of its output (last match wins).
+    /// A script that fails or prints no figure is reported with the tail of its output.
+    fn run_with(
+        &self,
+        script: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        key: &str,
+        pick: impl Fn(&str) -> Option<f64>,
+    ) -> Option<f64> {
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(self.timers.join(script)).args(args).current_dir(&self.yolov5);
+        cmd.env("YOLO_OFFLINE", "1").env("YOLO_AUTOINSTALL", "false").env("YOLOv5_AUTOINSTALL", "false");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = match cmd.output() {
+            Ok(o) => o,
+            Err(e) => {
+                println!("yolov5 reference: cannot run {}: {e}", self.python);
+                return None;
+            }
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let found = text.lines().rev().find_map(&pick);
+        if found.is_none() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = err.lines().chain(text.lines()).collect();
+            println!(
+                "yolov5 reference: {script} gave no `{key}` line (exit {}); last output:\n  {}",
+                out.status,
+                tail[tail.len().saturating_sub(8)..].join("\n  ")
+            );
+        }
+        found
+    }
+}
+
+/// The training images of a data set (by registry name or yaml).
+fn train_samples(data: &str) -> yolo_lab::Result<(Dataset, yolo_lab::data::Samples)> {
+    let r = yolo_lab::report::Reporter::new(ProgressMode::Quiet);
+    let ds = Dataset::load_with(data, &r)?;
+    let samples = ds.scan_with(Split::Train, &r)?;
+    Ok((ds, samples))
+}
+
+fn loader(a: &Args) -> yolo_lab::Result<()> {
+    let (ds, samples) = train_samples(&a.data)?;
+    let hyp = Hyp::load("scratch-low")?;
+    let cfg = LoaderConfig { img_size: a.img, batch: 16, workers: 0, cache: Cache::Ram, ..Default::default() };
+    let loader = Loader::build(&samples, &hyp, cfg, &yolo_lab::report::Reporter::new(ProgressMode::Silent))?;
+    let n = loader.images();
+    println!("loader: {} ({n} images), {} px, hyp scratch-low, RAM cache, one thread", ds.name, a.img);
+    let reference = Reference::find();
+    let images_dir = ds.train.first().cloned().unwrap_or_default();
+    let (mut ours, mut theirs) = (0f64, None::<f64>);
+    for round in 0..a.repeat {
+        for k in 0..16.min(n) {
+            loader.item(k, 1000 + round as u64)?;
+        }
+        // four passes (YOLOv5's timer makes one; a longer run is steadier on a shared machine)
+        let t = Instant::now();
+        for epoch in 0..4 {
+            for k in 0..n {
+                loader.item(k, (4 * round + epoch) as u64)?;
+            }
+        }
+        let rate = (4 * n) as f64 / t.elapsed().as_secs_f64();
+        println!("yolo-lab {rate:.1} images/s");
+        ours = ours.max(rate);
+        if let Some(r) = &reference {
+            let dir = images_dir.to_string_lossy().to_string();
+            let img = a.img.to_string();
+            if let Some(y) =
+                r.run("yolov5_loader_rate.py", &[&dir, &img], &[("OMP_NUM_THREADS", "1")], "loader images/s:")
+            {
+                println!("yolov5   {y:.1} images/s");
+                theirs = Some(theirs.map_or(y, |t: f64| t.max(y)));
+            }
+        }
+    }
+    if let Some(y) = theirs {
+        println!("yolov5 loader images/s: {y:.1}");
+        println!("ratio vs yolov5: {:.2}", ours / y);
+    }
+    println!("loader images/s: {ours:.1}");
+    Ok(())
+}
+
+/// Median of a few timings.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn step(a: &Args) -> yolo_lab::Result<()> {
+    use tch::{Device, Kind, Tensor};
+    use yolo_lab::loss::{ComputeLoss, LossConfig};
+    use yolo_lab::optim::{MAX_GRAD_NORM, Optimizer, OptimizerKind, clip_grad_norm};
+    tch::set_num_threads(2);
+    let img = a.img as i64;
+    println!(
+        "step: yolov5n nc 80, batch 16, {img} px, 2 threads: forward + loss + backward + clip 10 + SGD, median of 5"
+    );
+    let model = Yolo::new("yolov5n", Some(80), Device::Cpu)?;
+    let mut hyp = Hyp::default();
+    hyp.set("obj", 0.25)?; // pytorch_step_time.py's loss settings
+    let loss = ComputeLoss::new(&model, LossConfig::from_hyp(&hyp, 80, 3, 640, 0.0));
+    // SGD with Nesterov momentum and no weight decay, as the PyTorch timer builds it
+    let mut opt = Optimizer::new(OptimizerKind::Sgd, &model, 0.01, 0.937, 0.0);
+    tch::manual_seed(0);
+    let x = Tensor::rand([16, 3, img, img], (Kind::Float, Device::Cpu));
+    let targets = Tensor::from_slice(&[0f32, 1.0, 0.5, 0.5, 0.2, 0.3, 1.0, 2.0, 0.3, 0.6, 0.1, 0.1]).view([2, 6]);
+    let mut one = || {
+        let t = Instant::now();
+        opt.zero_grad();
+        let out = loss.forward(&model.forward_t(&x, true), &targets);
+        out.total.backward();
+        clip_grad_norm(&opt.params(), MAX_GRAD_NORM);
+        opt.step();
+        t.elapsed().as_secs_f64() * 1000.0
+    };
+    let reference = Reference::find();
+    let (mut ours, mut theirs) = (f64::MAX, None::<f64>);
+    for _ in 0..a.repeat {
+        one();
+        let ms = median((0..5).map(|_| one()).collect());
+        println!("yolo-lab {ms:.1} ms/iter");
+        ours = ours.min(ms);
+        if let Some(r) = &reference
+            && a.img == 320
+            && let Some(y) = r.run("pytorch_step_time.py", &[], &[], "step ms/iter:")
+        {
+            println!("pytorch  {y:.1} ms/iter");
+            theirs = Some(theirs.map_or(y, |t: f64| t.min(y)));
+        }
+    }
+    if let Some(y) = theirs {
+        println!("pytorch step ms/iter: {y:.1}");
+        println!("ratio vs yolov5: {:.3} (time; below 1 is faster)", ours / y);
+    }
+    println!("step ms/iter: {ours:.1}");
+    Ok(())
+}
+
+/// The number in `"key": N` of a JSON line.
+fn json_number(line: &str, key: &str) -> Option<f64> {
+    let rest = &line[line.find(&format!("\"{key}\":"))? + key.len() + 3..];
+    rest.trim_start().split([',', '}']).next()?.trim().parse().ok()
+}
+
+/// The data yaml a YOLOv5 run reads for this data set (a registry set gets one written beside its images).
+fn data_yaml(ds: &Dataset) -> yolo_lab::Result<PathBuf> {
+    if ds.source.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        return Ok(ds.source.clone());
+    }
+    let yaml = ds.root.join("data.yaml");
+    if !yaml.is_file() {
+        let list = |v: &[PathBuf]| v.iter().map(|p| format!("'{}'", p.display())).collect::<Vec<_>>().join(", ");
+        let text = format!(
+            "path: {}\ntrain: [{}]\nval: [{}]\nnames: [{}]\n",
+            ds.root.display(),
+            list(&ds.train),
+            list(&ds.val),
+            ds.names.join(", ")
+        );
+        std::fs::write(&yaml, text).map_err(|e| yolo_lab::Error::io(&yaml, e))?;
+    }
+    Ok(yaml)
+}
+
+fn train(a: &Args) -> yolo_lab::Result<()> {
+    let epochs = 6;
+    let (ds, samples) = train_samples(&a.data)?;
+    println!(
+        "train: yolov5n from scratch on {} ({} images), {} px, batch 16, 2 workers, RAM cache, no validation, {epochs} epochs",
+        ds.name,
+        samples.len(),
+        a.img
+    );
+    let dir = std::env::temp_dir().join(format!("yolo-lab-bench-train-{}", std::process::id()));
+    let reference = Reference::find();
+    let yaml = data_yaml(&ds)?;
+    let (mut ours, mut theirs) = (0f64, None::<f64>);
+    for round in 0..a.repeat {
+        let run = Trainer::new()
+            .data(ds.clone())
+            .cfg("yolov5n")
+            .imgsz(a.img as i64)
+            .batch(16)
+            .workers(2)
+            .cache(Cache::Ram)
+            .epochs(epochs)
+            .noval(true)
+            .nosave(true)
+            .noautoanchor(true)
+            .device("cpu")
+            .project(&dir)
+            .name(format!("r{round}"))
+            .progress(ProgressMode::Quiet)
+            .fit()?;
+        println!("yolo-lab {:.2} images/s", run.images_per_second);
+        ours = ours.max(run.images_per_second);
+        if let Some(r) = &reference {
+            let (img, ep, y, out) = (
+                a.img.to_string(),
+                epochs.to_string(),
+                yaml.to_string_lossy().to_string(),
+                dir.join("y5").to_string_lossy().to_string(),
+            );
+            let args = [
+                "--threads",
+                "2",
+                "--skip-epochs",
+                "0",
+                "--",
+                "--img",
+                &img,
+                "--batch",
+                "16",
+                "--epochs",
+                &ep,
+                "--data",
+                &y,
+                "--cfg",
+                "models/yolov5n.yaml",
+                "--weights",
+                "",
+                "--device",
+                "cpu",
+                "--workers",
+                "2",
+                "--cache",
+                "ram",
+                "--noval",
+                "--noplots",
+                "--nosave",
+                "--noautoanchor",
+                "--project",
+                &out,
+                "--name",
+                "t",
+            ];
+            let pick = |l: &str| l.contains("THROUGHPUT").then(|| json_number(l, "images_per_s")).flatten();
+            if let Some(v) = r.run_with("yolov5_timed_train.py", &args, &[], "THROUGHPUT", pick) {
+                println!("yolov5   {v:.2} images/s");
+                theirs = Some(theirs.map_or(v, |t: f64| t.max(v)));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(y) = theirs {
+        println!("yolov5 train images/s: {y:.2}");
+        println!("ratio vs yolov5: {:.3}", ours / y);
+    }
+    println!("train images/s: {ours:.2}");
+    Ok(())
+}
+
+fn evolve(a: &Args) -> yolo_lab::Result<()> {
+    let generations = 6;
+    let dir = std::env::temp_dir().join(format!("yolo-lab-bench-evolve-{}", std::process::id()));
+    // a 16-image set (16 more for validation), rendered at the bench size
+    let r = yolo_lab::report::Reporter::new(ProgressMode::Silent);
+    let ds = yolo_lab::data::ShapesConfig { seed: 3, train: 16, val: 16, imgsz: a.img, ..Default::default() }
+        .generate_with(&r)?;
+    println!(
+        "evolve: {generations} generations of 1 epoch, yolov5n on 16 shapes images at {} px, batch 16, no AutoAnchor",
+        a.img
+    );
+    let reference = Reference::find();
+    let yaml = data_yaml(&ds)?;
+    let (mut ours, mut theirs) = (0f64, None::<f64>);
+    for round in 0..a.repeat {
+        let base = Trainer::new()
+            .data(ds.clone())
+            .cfg("yolov5n")
+            .imgsz(a.img as i64)
+            .batch(16)
+            .epochs(1)
+            .noautoanchor(true)
+            .device("cpu")
+            .progress(ProgressMode::Silent);
+        let t = Instant::now();
+        let run = Evolver::new(base).generations(generations).project(dir.join(format!("r{round}"))).run()?;
+        let wall = t.elapsed().as_secs_f64();
+        let text =
+            std::fs::read_to_string(run.dir.join("generations.csv")).map_err(|e| yolo_lab::Error::io(&run.dir, e))?;
+        let train_s: f64 = text.lines().skip(1).filter_map(|l| l.split(',').nth(7)?.parse::<f64>().ok()).sum();
+        let rate = generations as f64 / wall * 3600.0;
+        println!(
+            "yolo-lab {rate:.0} generations/h; per generation {:.2} s, of it {:.2} s outside training and validation",
+            wall / generations as f64,
+            (wall - train_s) / generations as f64
+        );
+        ours = ours.max(rate);
+        if let Some(r) = &reference {
+            let (img, y, out, g) = (
+                a.img.to_string(),
+                yaml.to_string_lossy().to_string(),
+                dir.join(format!("y5-{round}")).to_string_lossy().to_string(),
+                generations.to_string(),
+            );
+            let json = dir.join(format!("y5-{round}.json"));
+            let js = json.to_string_lossy().to_string();
+            let args = [
+                "--threads",
+                "2",
+                "--skip-epochs",
+                "0",
+                "--json",
+                &js,
+                "--",
+                "--img",
+                &img,
+                "--batch",
+                "16",
+                "--epochs",
+                "1",
+                "--data",
+                &y,
+                "--cfg",
+                "models/yolov5n.yaml",
+                "--weights",
+                "",
+                "--device",
+                "cpu",
+                "--workers",
+                "2",
+                "--noautoanchor",
+                "--noplots",
+                "--evolve",
+                &g,
+                "--project",
+                &out,
+                "--name",
+                "e",
+            ];
+            let pick = |l: &str| l.contains("THROUGHPUT").then(|| json_number(l, "wall_s")).flatten();
+            if let Some(train_wall) = r.run_with("yolov5_timed_train.py", &args, &[], "THROUGHPUT", pick) {
+                let total = std::fs::read_to_string(&json)
+                    .ok()
+                    .and_then(|t| t.lines().find_map(|l| json_number(l, "total_wall_s")));
+                if let Some(total) = total {
+                    let rate = generations as f64 / total * 3600.0;
+                    println!(
+                        "yolov5   {rate:.0} generations/h; per generation {:.2} s, of it {:.2} s outside the training loop (validation included)",
+                        total / generations as f64,
+                        (total - train_wall) / generations as f64
+                    );
+                    theirs = Some(theirs.map_or(rate, |t: f64| t.max(rate)));
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(y) = theirs {
+        println!("yolov5 evolve generations/h: {y:.0}");
+        println!("ratio vs yolov5: {:.2}", ours / y);
+    }
+    println!("evolve generations/h: {ours:.0}");
+    Ok(())
+}

@@ -199,22 +199,39 @@ fn step(a: &Args) -> yolo_lab::Result<()> {
         "step: yolov5n nc 80, batch 16, {img} px, 2 threads: forward + loss + backward + clip 10 + SGD, median of 5"
     );
     let model = Yolo::new("yolov5n", Some(80), Device::Cpu)?;
+    let layout = std::env::var("BENCH_LAYOUT").unwrap_or_else(|_| "channels-last".into());
+    println!("memory layout: {layout} (BENCH_LAYOUT=nchw for the other)");
     let mut hyp = Hyp::default();
     hyp.set("obj", 0.25)?; // pytorch_step_time.py's loss settings
     let loss = ComputeLoss::new(&model, LossConfig::from_hyp(&hyp, 80, 3, 640, 0.0));
     // SGD with Nesterov momentum and no weight decay, as the PyTorch timer builds it
     let mut opt = Optimizer::new(OptimizerKind::Sgd, &model, 0.01, 0.937, 0.0);
     tch::manual_seed(0);
-    let x = Tensor::rand([16, 3, img, img], (Kind::Float, Device::Cpu));
+    let mut x = Tensor::rand([16, 3, img, img], (Kind::Float, Device::Cpu));
+    // the trainer's layout (TrainStep lays the model out channels-last); BENCH_LAYOUT=nchw measures the other
+    if std::env::var("BENCH_LAYOUT").as_deref() != Ok("nchw") {
+        model.use_channels_last();
+        x = yolo_lab::model::channels_last(&x);
+    }
     let targets = Tensor::from_slice(&[0f32, 1.0, 0.5, 0.5, 0.2, 0.3, 1.0, 2.0, 0.3, 0.6, 0.1, 0.1]).view([2, 6]);
+    // per phase: zero_grad + forward, loss, backward, clip, SGD (ms)
+    let mut parts: Vec<[f64; 5]> = Vec::new();
     let mut one = || {
         let t = Instant::now();
         opt.zero_grad();
-        let out = loss.forward(&model.forward_t(&x, true), &targets);
+        let pred = model.forward_t(&x, true);
+        let t1 = Instant::now();
+        let out = loss.forward(&pred, &targets);
+        let t2 = Instant::now();
         out.total.backward();
+        let t3 = Instant::now();
         clip_grad_norm(&opt.params(), MAX_GRAD_NORM);
+        let t4 = Instant::now();
         opt.step();
-        t.elapsed().as_secs_f64() * 1000.0
+        let t5 = Instant::now();
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+        parts.push([ms(t, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4), ms(t4, t5)]);
+        ms(t, t5)
     };
     let reference = Reference::find();
     let (mut ours, mut theirs) = (f64::MAX, None::<f64>);
@@ -231,6 +248,15 @@ fn step(a: &Args) -> yolo_lab::Result<()> {
             theirs = Some(theirs.map_or(y, |t: f64| t.min(y)));
         }
     }
+    let phase = |k: usize| median(parts.iter().map(|p| p[k]).collect());
+    println!(
+        "yolo-lab phases (median ms): forward {:.1}, loss {:.1}, backward {:.1}, clip {:.1}, sgd {:.1}",
+        phase(0),
+        phase(1),
+        phase(2),
+        phase(3),
+        phase(4)
+    );
     if let Some(y) = theirs {
         println!("pytorch step ms/iter: {y:.1}");
         println!("ratio vs yolov5: {:.3} (time; below 1 is faster)", ours / y);

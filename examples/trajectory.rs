@@ -151,7 +151,16 @@ fn main() -> yolo_lab::Result<()> {
     }
     let nl = model.detect().m.len();
     let loss = ComputeLoss::new(&model, LossConfig::from_hyp(&hyp, nc, nl, imgsz, 0.0));
-    let schedule = StepSchedule { epochs, batches_per_epoch: nb, batch, cos_lr: false, sam: false, amp: false };
+    let schedule = StepSchedule {
+        epochs,
+        batches_per_epoch: nb,
+        batch,
+        cos_lr: false,
+        sam: false,
+        amp: false,
+        // YOLOv5's NCHW layout unless TRAJ_CHANNELS_LAST is set (the trainer's layout)
+        channels_last: std::env::var("TRAJ_CHANNELS_LAST").is_ok(),
+    };
     let mut step = TrainStep::new(model, &hyp, loss, OptimizerKind::Sgd, schedule)?;
     step.position(first / nb, 1.0);
     if first > 0 {

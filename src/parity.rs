@@ -578,7 +578,15 @@ fn sgd_checks(fx: &Fixture, fresh: &dyn Fn() -> Result<Yolo>, report: &mut Parit
     let step_loss = ComputeLoss::new(&trained, loss_config(fx)?);
     let mut hyp = crate::hyp::Hyp::default();
     (hyp.lr0, hyp.momentum, hyp.weight_decay) = (lr, momentum, wd);
-    let schedule = StepSchedule { epochs: 1, batches_per_epoch: 1, batch: 16, cos_lr: false, sam: false, amp: false };
+    let schedule = StepSchedule {
+        epochs: 1,
+        batches_per_epoch: 1,
+        batch: 16,
+        cos_lr: false,
+        sam: false,
+        amp: false,
+        channels_last: false, // YOLOv5's layout: its gradients are matched to 1e-4
+    };
     let mut step = TrainStep::new(trained, &hyp, step_loss, crate::optim::OptimizerKind::Sgd, schedule)?;
     const NI: usize = 1000;
     debug_assert!(NI > step.warmup_iterations());

@@ -95,7 +95,30 @@ pub struct Yolo {
     save: Vec<bool>,
 }
 
+/// The same values laid out channels-last (NHWC in memory, still indexed NCHW) when `t` is 4-D: libtorch's
+/// CPU convolutions run fastest in this layout (yolov5n, batch 16, 320 px on two cores: a training step 13%
+/// shorter, `cargo run --release --example bench -- step`). Already channels-last: no copy.
+pub fn channels_last(t: &Tensor) -> Tensor {
+    if t.dim() != 4 {
+        return t.shallow_clone();
+    }
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
 impl Yolo {
+    /// Lay every convolution weight out channels-last ([`channels_last`]): names, shapes and values are
+    /// unchanged, so are checkpoints; inputs laid out the same way then keep every activation channels-last.
+    pub fn use_channels_last(&self) {
+        tch::no_grad(|| {
+            for (_, mut v) in self.vs.variables() {
+                if v.dim() == 4 {
+                    let laid = channels_last(&v);
+                    v.set_data(&laid);
+                }
+            }
+        });
+    }
+
     /// Build a model from a config name or yaml path with `nc` classes (None keeps the yaml's) on a device,
     /// as `Model(cfg, nc=nc)` does: layers, stride probe, anchor order check, anchors to grid units, Detect
     /// bias priors.

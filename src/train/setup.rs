@@ -284,6 +284,7 @@ impl<'a> Run<'a> {
             cos_lr: t.cos_lr,
             sam: t.sam,
             amp: device.is_cuda(),
+            channels_last: true,
         };
         let mut step = TrainStep::new(model, &hyp, loss, t.optimizer, schedule)?;
         let (mut start_epoch, mut rows, mut best_fitness, mut best_epoch) = (0, vec![], 0.0, 0);

@@ -81,6 +81,11 @@ pub struct StepSchedule {
     pub sam: bool,
     /// Mixed precision with a gradient scaler (CUDA).
     pub amp: bool,
+    /// Lay the model, its EMA and every batch out channels-last ([`crate::model::channels_last`]): the
+    /// trainer does (13% faster per step on two CPU cores); the parity check does not, since YOLOv5 computes
+    /// in NCHW and its reference gradients are matched to 1e-4 (the other layout reorders the convolutions'
+    /// sums: 6·10⁻⁴ relative in the global gradient norm of the parity batch).
+    pub channels_last: bool,
 }
 
 /// What one iteration did.
@@ -117,7 +122,8 @@ pub struct TrainStep {
 }
 
 impl TrainStep {
-    /// Optimizer (weight decay scaled to the effective batch), EMA and warmup length for `model`.
+    /// Optimizer (weight decay scaled to the effective batch), EMA and warmup length for `model`. The model
+    /// and its EMA are laid out channels-last when the schedule says so.
     pub fn new(
         model: Yolo,
         hyp: &Hyp,
@@ -126,8 +132,14 @@ impl TrainStep {
         schedule: StepSchedule,
     ) -> crate::Result<Self> {
         let wd = scaled_weight_decay(hyp.weight_decay, schedule.batch);
+        if schedule.channels_last {
+            model.use_channels_last();
+        }
         let opt = Optimizer::new(kind, &model, hyp.lr0, hyp.momentum, wd);
         let ema = ModelEma::new(&model)?;
+        if schedule.channels_last {
+            ema.model.use_channels_last();
+        }
         Ok(TrainStep {
             model,
             ema,
@@ -172,6 +184,13 @@ impl TrainStep {
     /// Iteration `ni` of training, in `epoch`, with `imgs` (float, 0–1) and `targets` (`[n, 6]`). A loss
     /// that is not finite is returned before any backward pass, for the caller to stop on.
     pub fn iteration(&mut self, ni: usize, epoch: usize, lr_scale: f64, imgs: &Tensor, targets: &Tensor) -> StepReport {
+        let laid;
+        let imgs = if self.schedule.channels_last {
+            laid = crate::model::channels_last(imgs);
+            &laid
+        } else {
+            imgs
+        };
         if ni <= self.warmup {
             self.accumulate = warmup_accumulate(ni, self.warmup, self.schedule.batch);
             let lf = self.lf(epoch);
@@ -290,12 +309,23 @@ mod tests {
     use tch::{Device, Kind};
 
     fn step() -> TrainStep {
+        step_laid_out(true)
+    }
+
+    fn step_laid_out(channels_last: bool) -> TrainStep {
         tch::manual_seed(0);
         let model = Yolo::new("yolov5n", Some(1), Device::Cpu).unwrap();
         let hyp = Hyp::load("scratch-low").unwrap();
         let loss = ComputeLoss::new(&model, LossConfig::from_hyp(&hyp, 1, 3, 64, 0.0));
-        let schedule =
-            StepSchedule { epochs: 10, batches_per_epoch: 4, batch: 16, cos_lr: false, sam: false, amp: false };
+        let schedule = StepSchedule {
+            epochs: 10,
+            batches_per_epoch: 4,
+            batch: 16,
+            cos_lr: false,
+            sam: false,
+            amp: false,
+            channels_last,
+        };
         TrainStep::new(model, &hyp, loss, OptimizerKind::Sgd, schedule).unwrap()
     }
 
@@ -310,6 +340,28 @@ mod tests {
             let g = p.grad();
             g.defined() && g.abs().sum(Kind::Double).double_value(&[]) > 0.0
         })
+    }
+
+    #[test]
+    fn both_memory_layouts_train_alike() {
+        let (imgs, targets) = batch();
+        // one set of weights for both (the global seed is shared with tests running alongside)
+        let (mut a, mut b) = (step_laid_out(false), step_laid_out(true));
+        b.model.vs.copy(&a.model.vs).unwrap();
+        let conv =
+            |s: &TrainStep| s.model.vs.variables().into_values().find(|v| v.dim() == 4 && v.size()[2] > 1).unwrap();
+        assert!(conv(&a).is_contiguous() && conv(&b).stride()[1] == 1, "weights laid out as asked");
+        let (ra, rb) = (a.iteration(0, 0, 1.0, &imgs, &targets), b.iteration(0, 0, 1.0, &imgs, &targets));
+        for (x, y) in ra.loss.items.iter().zip(rb.loss.items) {
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(1e-3),
+                "loss items {:?} and {:?}",
+                ra.loss.items,
+                rb.loss.items
+            );
+        }
+        let (na, nb) = (ra.grad_norm.unwrap(), rb.grad_norm.unwrap());
+        assert!((na - nb).abs() <= 2e-3 * na, "gradient norms {na} and {nb}");
     }
 
     #[test]

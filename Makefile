@@ -44,9 +44,11 @@ lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# throughput against YOLOv5 when YOLOV5_DIR (and YOLOV5_PY or REF_PY) name a reference environment
+# (../shared/bench/README.md); `train` and `evolve` take minutes: cargo run --release --example bench -- train
 bench: setup
-	$(CARGO) run --release --example loader_bench
-	$(CARGO) run --release --example train_step_bench
+	$(CARGO) run --release --example bench -- loader
+	$(CARGO) run --release --example bench -- step
 
 doctor: setup
 	$(CARGO) run --bin yolo-lab -- doctor

@@ -106,7 +106,10 @@ impl Reference {
     ) -> Option<f64> {
         let mut cmd = Command::new(&self.python);
         cmd.arg(self.timers.join(script)).args(args).current_dir(&self.yolov5);
-        cmd.env("YOLO_OFFLINE", "1").env("YOLO_AUTOINSTALL", "false").env("YOLOv5_AUTOINSTALL", "false");
+        cmd.env("REF_Y5", &self.yolov5)
+            .env("YOLO_OFFLINE", "1")
+            .env("YOLO_AUTOINSTALL", "false")
+            .env("YOLOv5_AUTOINSTALL", "false");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -189,55 +192,91 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// A bare training step on one preloaded batch: zero_grad + forward, loss, backward, clip 10, SGD (Nesterov,
+/// no weight decay, as PyTorch's timer), in the trainer's memory layout (BENCH_LAYOUT=nchw for the other).
+struct BareStep {
+    model: Yolo,
+    loss: yolo_lab::loss::ComputeLoss,
+    opt: yolo_lab::optim::Optimizer,
+    x: tch::Tensor,
+    targets: tch::Tensor,
+    /// Per timed step: the five phases in ms.
+    parts: Vec<[f64; 5]>,
+}
+
+impl BareStep {
+    fn new(nc: i64, x: tch::Tensor, targets: tch::Tensor, hyp: &Hyp, loss_img: i64) -> yolo_lab::Result<BareStep> {
+        use yolo_lab::loss::{ComputeLoss, LossConfig};
+        use yolo_lab::optim::{Optimizer, OptimizerKind};
+        let model = Yolo::new("yolov5n", Some(nc), tch::Device::Cpu)?;
+        let loss = ComputeLoss::new(&model, LossConfig::from_hyp(hyp, nc, 3, loss_img, 0.0));
+        let opt = Optimizer::new(OptimizerKind::Sgd, &model, 0.01, 0.937, 0.0);
+        let mut x = x;
+        if std::env::var("BENCH_LAYOUT").as_deref() != Ok("nchw") {
+            model.use_channels_last();
+            x = yolo_lab::model::channels_last(&x);
+        }
+        Ok(BareStep { model, loss, opt, x, targets, parts: Vec::new() })
+    }
+
+    /// One step; returns its ms.
+    fn run(&mut self) -> f64 {
+        use yolo_lab::optim::{MAX_GRAD_NORM, clip_grad_norm};
+        let t = Instant::now();
+        self.opt.zero_grad();
+        let pred = self.model.forward_t(&self.x, true);
+        let t1 = Instant::now();
+        let out = self.loss.forward(&pred, &self.targets);
+        let t2 = Instant::now();
+        out.total.backward();
+        let t3 = Instant::now();
+        clip_grad_norm(&self.opt.params(), MAX_GRAD_NORM);
+        let t4 = Instant::now();
+        self.opt.step();
+        let t5 = Instant::now();
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+        self.parts.push([ms(t, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4), ms(t4, t5)]);
+        ms(t, t5)
+    }
+
+    /// Median of five steps after a warm-up.
+    fn median_ms(&mut self) -> f64 {
+        self.run();
+        median((0..5).map(|_| self.run()).collect())
+    }
+
+    fn phases(&self) -> String {
+        let phase = |k: usize| median(self.parts.iter().map(|p| p[k]).collect());
+        format!(
+            "forward {:.1}, loss {:.1}, backward {:.1}, clip {:.1}, sgd {:.1}",
+            phase(0),
+            phase(1),
+            phase(2),
+            phase(3),
+            phase(4)
+        )
+    }
+}
+
 fn step(a: &Args) -> yolo_lab::Result<()> {
     use tch::{Device, Kind, Tensor};
-    use yolo_lab::loss::{ComputeLoss, LossConfig};
-    use yolo_lab::optim::{MAX_GRAD_NORM, Optimizer, OptimizerKind, clip_grad_norm};
     tch::set_num_threads(2);
     let img = a.img as i64;
     println!(
         "step: yolov5n nc 80, batch 16, {img} px, 2 threads: forward + loss + backward + clip 10 + SGD, median of 5"
     );
-    let model = Yolo::new("yolov5n", Some(80), Device::Cpu)?;
     let layout = std::env::var("BENCH_LAYOUT").unwrap_or_else(|_| "channels-last".into());
     println!("memory layout: {layout} (BENCH_LAYOUT=nchw for the other)");
     let mut hyp = Hyp::default();
     hyp.set("obj", 0.25)?; // pytorch_step_time.py's loss settings
-    let loss = ComputeLoss::new(&model, LossConfig::from_hyp(&hyp, 80, 3, 640, 0.0));
-    // SGD with Nesterov momentum and no weight decay, as the PyTorch timer builds it
-    let mut opt = Optimizer::new(OptimizerKind::Sgd, &model, 0.01, 0.937, 0.0);
     tch::manual_seed(0);
-    let mut x = Tensor::rand([16, 3, img, img], (Kind::Float, Device::Cpu));
-    // the trainer's layout (TrainStep lays the model out channels-last); BENCH_LAYOUT=nchw measures the other
-    if std::env::var("BENCH_LAYOUT").as_deref() != Ok("nchw") {
-        model.use_channels_last();
-        x = yolo_lab::model::channels_last(&x);
-    }
+    let x = Tensor::rand([16, 3, img, img], (Kind::Float, Device::Cpu));
     let targets = Tensor::from_slice(&[0f32, 1.0, 0.5, 0.5, 0.2, 0.3, 1.0, 2.0, 0.3, 0.6, 0.1, 0.1]).view([2, 6]);
-    // per phase: zero_grad + forward, loss, backward, clip, SGD (ms)
-    let mut parts: Vec<[f64; 5]> = Vec::new();
-    let mut one = || {
-        let t = Instant::now();
-        opt.zero_grad();
-        let pred = model.forward_t(&x, true);
-        let t1 = Instant::now();
-        let out = loss.forward(&pred, &targets);
-        let t2 = Instant::now();
-        out.total.backward();
-        let t3 = Instant::now();
-        clip_grad_norm(&opt.params(), MAX_GRAD_NORM);
-        let t4 = Instant::now();
-        opt.step();
-        let t5 = Instant::now();
-        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
-        parts.push([ms(t, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4), ms(t4, t5)]);
-        ms(t, t5)
-    };
+    let mut bare = BareStep::new(80, x, targets, &hyp, 640)?; // 640 with obj 0.25: the timer's loss gains
     let reference = Reference::find();
     let (mut ours, mut theirs) = (f64::MAX, None::<f64>);
     for _ in 0..a.repeat {
-        one();
-        let ms = median((0..5).map(|_| one()).collect());
+        let ms = bare.median_ms();
         println!("yolo-lab {ms:.1} ms/iter");
         ours = ours.min(ms);
         if let Some(r) = &reference
@@ -248,15 +287,7 @@ fn step(a: &Args) -> yolo_lab::Result<()> {
             theirs = Some(theirs.map_or(y, |t: f64| t.min(y)));
         }
     }
-    let phase = |k: usize| median(parts.iter().map(|p| p[k]).collect());
-    println!(
-        "yolo-lab phases (median ms): forward {:.1}, loss {:.1}, backward {:.1}, clip {:.1}, sgd {:.1}",
-        phase(0),
-        phase(1),
-        phase(2),
-        phase(3),
-        phase(4)
-    );
+    println!("yolo-lab phases (median ms): {}", bare.phases());
     if let Some(y) = theirs {
         println!("pytorch step ms/iter: {y:.1}");
         println!("ratio vs yolov5: {:.3} (time; below 1 is faster)", ours / y);
@@ -371,6 +402,23 @@ fn train(a: &Args) -> yolo_lab::Result<()> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+    // the same step bare, on one preloaded batch of this data (what the data pipeline adds to an iteration)
+    tch::set_num_threads(2);
+    let loader = Loader::build(
+        &samples,
+        &Hyp::load("scratch-low")?,
+        LoaderConfig { img_size: a.img, batch: 16, workers: 0, ..Default::default() },
+        &yolo_lab::report::Reporter::new(ProgressMode::Silent),
+    )?;
+    let batch = loader.batch(0, 0)?;
+    let x = batch.images.to_kind(tch::Kind::Float) / 255.0;
+    let mut bare = BareStep::new(ds.nc() as i64, x, batch.targets, &Hyp::load("scratch-low")?, a.img as i64)?;
+    let bare_ms = bare.median_ms();
+    let full_ms = 16.0 * 1000.0 / ours;
+    println!(
+        "full iteration {full_ms:.0} ms (best run) / bare step {bare_ms:.0} ms: {:.3} (the optimizer steps every 4th iteration in training, accumulating to 64 images)",
+        full_ms / bare_ms
+    );
     if let Some(y) = theirs {
         println!("yolov5 train images/s: {y:.2}");
         println!("ratio vs yolov5: {:.3}", ours / y);
@@ -380,14 +428,16 @@ fn train(a: &Args) -> yolo_lab::Result<()> {
 }
 
 fn evolve(a: &Args) -> yolo_lab::Result<()> {
-    let generations = 6;
+    // one generation = one training = one evolve.csv row (YOLOv5 5081342f's `--evolve N` trains N populations
+    // of 50, so its side runs `--evolve 1`: 50 trainings)
+    let generations = 12;
     let dir = std::env::temp_dir().join(format!("yolo-lab-bench-evolve-{}", std::process::id()));
     // a 16-image set (16 more for validation), rendered at the bench size
     let r = yolo_lab::report::Reporter::new(ProgressMode::Silent);
     let ds = yolo_lab::data::ShapesConfig { seed: 3, train: 16, val: 16, imgsz: a.img, ..Default::default() }
         .generate_with(&r)?;
     println!(
-        "evolve: {generations} generations of 1 epoch, yolov5n on 16 shapes images at {} px, batch 16, no AutoAnchor",
+        "evolve: 1-epoch trainings of yolov5n on 16 shapes images at {} px, batch 16, no AutoAnchor; a generation is one training (one evolve.csv row)",
         a.img
     );
     let reference = Reference::find();
@@ -411,18 +461,15 @@ fn evolve(a: &Args) -> yolo_lab::Result<()> {
         let train_s: f64 = text.lines().skip(1).filter_map(|l| l.split(',').nth(7)?.parse::<f64>().ok()).sum();
         let rate = generations as f64 / wall * 3600.0;
         println!(
-            "yolo-lab {rate:.0} generations/h; per generation {:.2} s, of it {:.2} s outside training and validation",
+            "yolo-lab {rate:.0} generations/h: {:.2} s each, of it {:.2} s outside training and validation",
             wall / generations as f64,
             (wall - train_s) / generations as f64
         );
         ours = ours.max(rate);
         if let Some(r) = &reference {
-            let (img, y, out, g) = (
-                a.img.to_string(),
-                yaml.to_string_lossy().to_string(),
-                dir.join(format!("y5-{round}")).to_string_lossy().to_string(),
-                generations.to_string(),
-            );
+            let out = dir.join(format!("y5-{round}"));
+            let (img, y, o) =
+                (a.img.to_string(), yaml.to_string_lossy().to_string(), out.to_string_lossy().to_string());
             let json = dir.join(format!("y5-{round}.json"));
             let js = json.to_string_lossy().to_string();
             let args = [
@@ -452,26 +499,31 @@ fn evolve(a: &Args) -> yolo_lab::Result<()> {
                 "--noautoanchor",
                 "--noplots",
                 "--evolve",
-                &g,
+                "1",
                 "--project",
-                &out,
+                &o,
                 "--name",
                 "e",
             ];
             let pick = |l: &str| l.contains("THROUGHPUT").then(|| json_number(l, "wall_s")).flatten();
-            if let Some(train_wall) = r.run_with("yolov5_timed_train.py", &args, &[], "THROUGHPUT", pick) {
-                let total = std::fs::read_to_string(&json)
-                    .ok()
-                    .and_then(|t| t.lines().find_map(|l| json_number(l, "total_wall_s")));
-                if let Some(total) = total {
-                    let rate = generations as f64 / total * 3600.0;
+            let train_wall = r.run_with("yolov5_timed_train.py", &args, &[], "THROUGHPUT", pick);
+            let record = std::fs::read_to_string(&json).unwrap_or_default();
+            let total = record.lines().find_map(|l| json_number(l, "total_wall_s"));
+            let rows = std::fs::read_to_string(out.join("e/evolve.csv")).map(|t| t.lines().count().saturating_sub(1));
+            match (total, rows) {
+                (Some(total), Ok(rows)) if rows > 0 => {
+                    let rate = rows as f64 / total * 3600.0;
+                    let loop_note = match train_wall {
+                        Some(w) => format!(", its timed train loops {:.2} s each", w / rows as f64),
+                        None => String::new(),
+                    };
                     println!(
-                        "yolov5   {rate:.0} generations/h; per generation {:.2} s, of it {:.2} s outside the training loop (validation included)",
-                        total / generations as f64,
-                        (total - train_wall) / generations as f64
+                        "yolov5   {rate:.0} generations/h: {rows} trainings in {total:.0} s, {:.2} s each{loop_note}",
+                        total / rows as f64
                     );
                     theirs = Some(theirs.map_or(rate, |t: f64| t.max(rate)));
                 }
+                _ => println!("yolov5 reference: no evolve.csv rows or total time under {}", out.display()),
             }
         }
     }

@@ -90,6 +90,7 @@ pub mod plots;
 pub mod report;
 pub mod results;
 pub mod study;
+pub mod threads;
 pub mod train;
 
 pub use error::{Error, Result};

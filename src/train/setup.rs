@@ -184,6 +184,7 @@ pub(super) struct Run<'a> {
 impl<'a> Run<'a> {
     pub(super) fn setup(t: &'a Trainer, data: &'a mut PreparedData) -> Result<Run<'a>> {
         let device = parse_device(&t.device)?;
+        crate::threads::configure(&t.report()); // once per process: the cores other processes leave free
         // libtorch's generator is process-wide: hold the lock from seeding until the model is initialised so
         // that runs in parallel threads (tests, evolution workers) each get their seed's weights
         let seed_lock = TORCH_SEED_LOCK.lock().unwrap_or_else(|p| p.into_inner());

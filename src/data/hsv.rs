@@ -127,7 +127,8 @@ pub fn gain_tables(gains: [f64; 3]) -> [[u8; 256]; 3] {
     [std::array::from_fn(hue), std::array::from_fn(|x| clip(x, gains[1])), std::array::from_fn(|x| clip(x, gains[2]))]
 }
 
-/// Apply hue, saturation and value gains to interleaved RGB pixels in place (through [`gain_tables`]): eight
+/// Apply hue, saturation and value gains to interleaved RGB pixels in place (YOLOv5's `augment_hsv` with the
+/// gains `r` it draws: `lut = x·r` per channel, hue mod 180, saturation and value clipped to 255): eight
 /// pixels at a time with AVX2 where the processor has it, the same arithmetic one pixel at a time otherwise
 /// (and for the tail, and for gains outside 0..3).
 pub fn apply(pixels: &mut [u8], gains: [f64; 3]) {

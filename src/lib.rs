@@ -59,8 +59,6 @@
 /// By-value, never-failing builder setters: `setters! { Type, given; /// doc\n field: ArgType => |v| expr; ... }`.
 /// Each setter also records its field's name in the set `self.given`, so that a resume can tell the settings a
 /// caller asked for from the defaults.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! setters {
     ($ty:ty, $given:ident; $($(#[$doc:meta])* $name:ident: $t:ty => |$v:ident| $e:expr;)*) => {
         impl $ty {
@@ -72,6 +70,7 @@ macro_rules! setters {
         }
     };
 }
+pub(crate) use setters;
 
 pub mod data;
 pub mod detect;

@@ -29,14 +29,14 @@ pub enum Parent {
 }
 
 /// Parent selection weights of the top rows: `fitness - min + 1e-6`.
-pub fn parent_weights(fitness: &[f64]) -> Vec<f64> {
+pub(crate) fn parent_weights(fitness: &[f64]) -> Vec<f64> {
     let min = fitness.iter().cloned().fold(f64::MAX, f64::min);
     fitness.iter().map(|f| f - min + 1e-6).collect()
 }
 
 /// Indices of the top `n` rows by fitness, best first (stable: the first of equals first). A fitness that is
 /// not a number ranks below every number. This is the one definition of "best row" everywhere.
-pub fn top_rows(fitness: &[f64], n: usize) -> Vec<usize> {
+pub(crate) fn top_rows(fitness: &[f64], n: usize) -> Vec<usize> {
     let key = |i: usize| if fitness[i].is_nan() { f64::NEG_INFINITY } else { fitness[i] };
     let mut idx: Vec<usize> = (0..fitness.len()).collect();
     idx.sort_by(|&a, &b| key(b).total_cmp(&key(a)));
@@ -45,7 +45,7 @@ pub fn top_rows(fitness: &[f64], n: usize) -> Vec<usize> {
 }
 
 /// Draw an index with probability proportional to `w` (Python's `random.choices`).
-pub fn weighted_choice(w: &[f64], rng: &mut impl Rng) -> usize {
+pub(crate) fn weighted_choice(w: &[f64], rng: &mut impl Rng) -> usize {
     let total: f64 = w.iter().sum();
     let mut x = rng.random::<f64>() * total;
     for (i, v) in w.iter().enumerate() {
@@ -58,12 +58,12 @@ pub fn weighted_choice(w: &[f64], rng: &mut impl Rng) -> usize {
 }
 
 /// Round to `DECIMALS` decimals as Python's `round(x, 5)` does (correctly rounded, half to even).
-pub fn round5(x: f64) -> f64 {
+pub(crate) fn round5(x: f64) -> f64 {
     format!("{:.*}", DECIMALS as usize, x).parse().unwrap_or(x)
 }
 
 /// Clamp every gene of `hyp` to its limits and round to 5 decimals (runs every generation).
-pub fn constrain(hyp: &mut Hyp, space: &Space) {
+pub(crate) fn constrain(hyp: &mut Hyp, space: &Space) {
     for (k, g) in space.genes() {
         if let Some(v) = hyp.get(k) {
             let _ = hyp.set(k, round5(v.max(g.low).min(g.high)));
@@ -74,7 +74,7 @@ pub fn constrain(hyp: &mut Hyp, space: &Space) {
 /// The classic GA's next hyperparameters. `previous` holds earlier generations (by column name);
 /// `base` gives the key order and values for columns the file lacks. Returns the hyp and the factor applied
 /// to each mutated key.
-pub fn classic_next(
+pub(crate) fn classic_next(
     base: &Hyp,
     previous: &EvolveCsv,
     fitness: &dyn Fn(&[f64; 7]) -> f64,
@@ -182,7 +182,7 @@ impl Default for PopulationSettings {
 
 /// The next population from scored individuals (tournament selection, elitism, single-point crossover,
 /// additive uniform mutation clipped to the limits). `generation` of `gens` sets the rates.
-pub fn population_next(
+pub(crate) fn population_next(
     pop: &[Vec<f64>],
     scores: &[f64],
     ranges: &[(f64, f64)],
@@ -242,7 +242,92 @@ pub fn population_next(
 
 #[cfg(test)]
 mod tests {
+    use super::super::csv::METRIC_KEYS;
     use super::*;
+    use rand::SeedableRng;
+
+    fn yolov5_fitness(r: &[f64; 7]) -> f64 {
+        crate::metrics::fitness(&r[..4])
+    }
+
+    #[test]
+    fn parent_selection_follows_the_weights() {
+        let w = [0.5, 0.3, 0.15, 0.05];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+        let mut counts = [0usize; 4];
+        let n = 100_000;
+        for _ in 0..n {
+            counts[weighted_choice(&w, &mut rng)] += 1;
+        }
+        for (c, wi) in counts.iter().zip(w) {
+            assert!((*c as f64 / n as f64 - wi).abs() < 0.01, "{counts:?}");
+        }
+    }
+
+    /// A table of previous generations around the default hyperparameters.
+    fn table(rows: usize) -> EvolveCsv {
+        let mut h = Hyp::default();
+        h.set("anchors", 3.0).unwrap();
+        let mut columns: Vec<String> = METRIC_KEYS.iter().map(|s| s.to_string()).collect();
+        columns.extend(h.keys().map(String::from));
+        let rows = (0..rows)
+            .map(|i| {
+                let mut r = vec![0.5, 0.5, 0.1 * i as f64, 0.05 * i as f64, 0.1, 0.1, 0.1];
+                r.extend(h.iter().map(|(_, v)| v));
+                r
+            })
+            .collect();
+        EvolveCsv { columns, rows }
+    }
+
+    #[test]
+    fn mutation_respects_factors_gains_limits_and_rounding() {
+        let mut base = Hyp::default();
+        base.set("anchors", 3.0).unwrap();
+        let space = Space::default().bounds("lr0", 0.005, 0.012);
+        let prev = table(6);
+        for seed in 0..300 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let (h, changes) = classic_next(&base, &prev, &yolov5_fitness, &space, Parent::Single, false, &mut rng);
+            assert!(!changes.is_empty(), "mutates until something changes");
+            for (k, f) in &changes {
+                assert!((FACTOR_CLIP.0..=FACTOR_CLIP.1).contains(f), "{k} ×{f}");
+                let g = space.gene(k).unwrap();
+                assert!(g.gain > 0.0, "gain-0 key {k} changed");
+            }
+            for k in ["iou_t", "fl_gamma", "perspective", "fliplr"] {
+                assert_eq!(h.get(k), base.get(k), "{k} has gain 0");
+            }
+            for (k, g) in space.genes() {
+                let v = h.get(k).unwrap();
+                assert!(v >= g.low && v <= g.high, "{k} = {v} outside [{}, {}]", g.low, g.high);
+                assert_eq!(v, round5(v), "{k} = {v} not rounded to 5 decimals");
+            }
+            // multiplicative mutation never moves a zero
+            assert_eq!((h.degrees, h.shear, h.mixup), (0.0, 0.0, 0.0));
+        }
+        // with evolve_zeros, zeros can move
+        let moved = (0..100).any(|seed| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let (h, _) = classic_next(&base, &prev, &yolov5_fitness, &space, Parent::Single, true, &mut rng);
+            h.degrees > 0.0 || h.mixup > 0.0
+        });
+        assert!(moved);
+        // the first generation is the base, constrained
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let (h, changes) =
+            classic_next(&base, &EvolveCsv::default(), &yolov5_fitness, &space, Parent::Single, false, &mut rng);
+        assert!(changes.is_empty());
+        assert_eq!(h.lr0, 0.01);
+        assert_eq!(round5(0.123456789), 0.12346);
+    }
+
+    #[test]
+    fn a_degenerate_population_never_panics() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let one = population_next(&[vec![0.5]], &[0.1], &[(0.0, 1.0)], 0, 1, &Default::default(), &mut rng);
+        assert_eq!(one.len(), 1);
+    }
 
     #[test]
     fn rounding_and_weights() {

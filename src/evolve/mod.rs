@@ -15,10 +15,8 @@ pub mod csv;
 mod ga;
 pub mod meta;
 
-pub use ga::{
-    FACTOR_CLIP, MUTATION_PROB, MUTATION_SIGMA, Parent, PopulationSettings, classic_next, constrain, parent_weights,
-    population_next, round5, top_rows, weighted_choice,
-};
+pub use ga::{FACTOR_CLIP, MUTATION_PROB, MUTATION_SIGMA, Parent, PopulationSettings};
+pub(crate) use ga::{classic_next, population_next, top_rows};
 pub use meta::{Gene, META, Space};
 
 use crate::data::{Stream, rng_for};

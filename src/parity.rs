@@ -11,7 +11,6 @@ use crate::loss::{ComputeLoss, LossConfig};
 use crate::metrics::{NmsConfig, ap_per_class, fitness, iou_xyxy, nms_image};
 use crate::model::Yolo;
 use crate::train::step::{StepSchedule, TrainStep};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -75,6 +74,8 @@ pub struct ParityReport {
     pub checks: Vec<Check>,
     /// Files that were absent, so their checks did not run.
     pub skipped: Vec<String>,
+    /// Settings the manifest omitted and the checks took from the fixture README (`key = value`).
+    pub defaults: Vec<String>,
 }
 
 impl ParityReport {
@@ -95,14 +96,96 @@ impl fmt::Display for ParityReport {
         for s in &self.skipped {
             writeln!(f, "skipped: {s} not found")?;
         }
+        for d in &self.defaults {
+            writeln!(f, "default: {d} (not in the manifest)")?;
+        }
         let failed = self.checks.iter().filter(|c| !c.pass).count();
         write!(f, "{} checks, {} passed, {} failed", self.checks.len(), self.checks.len() - failed, failed)
     }
 }
 
+/// The parts of a fixture's `manifest.json` (schema `yolov5-parity-fixture/1`) that the checks read. A section
+/// is needed only by the checks whose files are present; what a running check needs and the manifest lacks is
+/// an error naming the key. The NMS settings of a key and the optimizer's decay and clipping, when absent, take
+/// the values the fixture README documents, and the report lists each such default.
+#[derive(Debug, serde::Deserialize)]
+struct Manifest {
+    model: Option<ModelSection>,
+    loss: Option<LossSection>,
+    #[serde(default)]
+    nms: NmsSection,
+    optimizer: Option<OptimizerSection>,
+    sgd_step: Option<SgdSection>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ModelSection {
+    cfg: String,
+    nc: i64,
+    n_parameters: f64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct LossSection {
+    gains: LossGains,
+    cls_pw: f64,
+    obj_pw: f64,
+    anchor_t: f64,
+    fl_gamma: f64,
+    label_smoothing: f64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct LossGains {
+    #[serde(rename = "box")]
+    box_gain: f64,
+    obj: f64,
+    cls: f64,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct NmsSection {
+    #[serde(default)]
+    keys: HashMap<String, NmsKey>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct NmsKey {
+    conf_thres: Option<f64>,
+    iou_thres: Option<f64>,
+    max_det: Option<usize>,
+    multi_label: Option<bool>,
+    agnostic: Option<bool>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct OptimizerSection {
+    lr: f64,
+    momentum: f64,
+    #[serde(default)]
+    groups: Vec<GroupSection>,
+    gradient_clipping: Option<ClipSection>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct GroupSection {
+    index: usize,
+    weight_decay: Option<f64>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ClipSection {
+    max_norm: f64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SgdSection {
+    grad_global_norm_preclip: f64,
+}
+
 struct Fixture {
     dir: PathBuf,
-    manifest: Value,
+    manifest: Manifest,
 }
 
 type Tensors = HashMap<String, Tensor>;
@@ -119,19 +202,13 @@ impl Fixture {
         Ok(Some(list.into_iter().collect()))
     }
 
-    fn num(&self, path: &[&str]) -> Result<f64> {
-        let mut v = &self.manifest;
-        for k in path {
-            v = v.get(k).ok_or_else(|| self.missing(&path.join(".")))?;
-        }
-        v.as_f64().ok_or_else(|| self.missing(&path.join(".")))
+    fn missing(&self, key: &str) -> Error {
+        Error::DataConfig { path: self.dir.join("manifest.json"), message: format!("missing key `{key}`") }
     }
 
-    fn missing(&self, key: &str) -> Error {
-        Error::DataConfig {
-            path: self.dir.join("manifest.json"),
-            message: format!("missing or non-numeric key `{key}`"),
-        }
+    /// A section the running check needs.
+    fn section<'a, T>(&self, s: &'a Option<T>, key: &str) -> Result<&'a T> {
+        s.as_ref().ok_or_else(|| self.missing(key))
     }
 }
 
@@ -179,25 +256,24 @@ pub fn run(dir: impl AsRef<Path>) -> Result<ParityReport> {
     let dir = dir.as_ref().to_path_buf();
     let mpath = dir.join("manifest.json");
     let text = std::fs::read_to_string(&mpath).at(&mpath)?;
-    let manifest: Value =
+    let manifest: Manifest =
         serde_json::from_str(&text).map_err(|e| Error::DataConfig { path: mpath.clone(), message: e.to_string() })?;
     let fx = Fixture { dir: dir.clone(), manifest };
-    let mut report = ParityReport { dir, checks: vec![], skipped: vec![] };
+    let mut report = ParityReport { dir, checks: vec![], skipped: vec![], defaults: vec![] };
     let Some(weights) = fx.file("model.safetensors") else {
         report.skipped.push("model.safetensors (and every model-based check)".into());
         ap_checks(&fx, &mut report)?;
         return Ok(report);
     };
-    let cfg =
-        fx.manifest.pointer("/model/cfg").and_then(Value::as_str).ok_or_else(|| fx.missing("model.cfg"))?.to_string();
-    let nc = fx.num(&["model", "nc"])? as i64;
+    let m = fx.section(&fx.manifest.model, "model")?;
+    let (cfg, nc) = (m.cfg.clone(), m.nc);
     let fresh = || -> Result<Yolo> {
         let mut m = Yolo::new(&cfg, Some(nc), Device::Cpu)?;
         m.load(&weights)?;
         Ok(m)
     };
     let model = fresh()?;
-    let want = fx.num(&["model", "n_parameters"])?;
+    let want = m.n_parameters;
     let got = model.parameters() as f64;
     report.checks.push(Check {
         name: "model/n_parameters".into(),
@@ -307,16 +383,16 @@ fn calibrated_checks(fx: &Fixture, model: Yolo, report: &mut ParityReport) -> Re
 }
 
 fn loss_config(fx: &Fixture) -> Result<LossConfig> {
-    let n = |k: &[&str]| fx.num(k);
+    let l = fx.section(&fx.manifest.loss, "loss")?;
     Ok(LossConfig {
-        box_gain: n(&["loss", "gains", "box"])?,
-        obj_gain: n(&["loss", "gains", "obj"])?,
-        cls_gain: n(&["loss", "gains", "cls"])?,
-        cls_pw: n(&["loss", "cls_pw"])?,
-        obj_pw: n(&["loss", "obj_pw"])?,
-        anchor_t: n(&["loss", "anchor_t"])?,
-        fl_gamma: n(&["loss", "fl_gamma"])?,
-        label_smoothing: n(&["loss", "label_smoothing"])?,
+        box_gain: l.gains.box_gain,
+        obj_gain: l.gains.obj,
+        cls_gain: l.gains.cls,
+        cls_pw: l.cls_pw,
+        obj_pw: l.obj_pw,
+        anchor_t: l.anchor_t,
+        fl_gamma: l.fl_gamma,
+        label_smoothing: l.label_smoothing,
         varifocal: false,
     })
 }
@@ -388,13 +464,32 @@ fn nms_checks(fx: &Fixture, report: &mut ParityReport) -> Result<()> {
         let src = key.split('_').next().unwrap_or("");
         let Some((_, Some(input))) = sources.iter().find(|(s, _)| *s == src) else { continue };
         let img: i64 = key.rsplit("img").next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        let k = |field: &str| fx.manifest.pointer(&format!("/nms/keys/{key}/{field}")).cloned();
+        let absent = NmsKey::default();
+        let k = fx.manifest.nms.keys.get(key).unwrap_or(&absent);
+        // the README's settings (val.py's; `multilabel` in the key name means multi_label) where a key omits one
+        let mut noted = |field: &str, value: String| report.defaults.push(format!("nms.keys.{key}.{field} = {value}"));
         let cfg = NmsConfig {
-            conf_thres: k("conf_thres").and_then(|v| v.as_f64()).unwrap_or(0.001) as f32,
-            iou_thres: k("iou_thres").and_then(|v| v.as_f64()).unwrap_or(0.6) as f32,
-            max_det: k("max_det").and_then(|v| v.as_u64()).unwrap_or(300) as usize,
-            multi_label: k("multi_label").and_then(|v| v.as_bool()).unwrap_or(key.contains("multilabel")),
-            agnostic: k("agnostic").and_then(|v| v.as_bool()).unwrap_or(false),
+            conf_thres: k.conf_thres.unwrap_or_else(|| {
+                noted("conf_thres", "0.001".into());
+                0.001
+            }) as f32,
+            iou_thres: k.iou_thres.unwrap_or_else(|| {
+                noted("iou_thres", "0.6".into());
+                0.6
+            }) as f32,
+            max_det: k.max_det.unwrap_or_else(|| {
+                noted("max_det", "300".into());
+                300
+            }),
+            multi_label: k.multi_label.unwrap_or_else(|| {
+                let m = key.contains("multilabel");
+                noted("multi_label", m.to_string());
+                m
+            }),
+            agnostic: k.agnostic.unwrap_or_else(|| {
+                noted("agnostic", "false".into());
+                false
+            }),
             classes: None,
         };
         let eo = get(input, "eval_out", "eval_out")?.get(img).contiguous();
@@ -502,20 +597,17 @@ fn sgd_checks(fx: &Fixture, fresh: &dyn Fn() -> Result<Yolo>, report: &mut Parit
         return Ok(());
     };
     let f = "sgd_step.safetensors";
-    let lr = fx.num(&["optimizer", "lr"])?;
-    let momentum = fx.num(&["optimizer", "momentum"])?;
-    let groups = fx.manifest.pointer("/optimizer/groups").and_then(Value::as_array).cloned().unwrap_or_default();
-    let wd = groups
-        .iter()
-        .find(|g| g.get("index").and_then(Value::as_u64) == Some(1))
-        .and_then(|g| g.get("weight_decay"))
-        .and_then(Value::as_f64)
-        .unwrap_or(5e-4);
-    let max_norm = fx
-        .manifest
-        .pointer("/optimizer/gradient_clipping/max_norm")
-        .and_then(Value::as_f64)
-        .unwrap_or(crate::optim::MAX_GRAD_NORM);
+    let o = fx.section(&fx.manifest.optimizer, "optimizer")?;
+    let (lr, momentum) = (o.lr, o.momentum);
+    // the README's values (hyp weight_decay 5e-4 on group 1, train.py's clip at 10) where the manifest omits them
+    let wd = o.groups.iter().find(|g| g.index == 1).and_then(|g| g.weight_decay).unwrap_or_else(|| {
+        report.defaults.push("optimizer.groups[index 1].weight_decay = 0.0005".into());
+        5e-4
+    });
+    let max_norm = o.gradient_clipping.as_ref().map(|c| c.max_norm).unwrap_or_else(|| {
+        report.defaults.push(format!("optimizer.gradient_clipping.max_norm = {}", crate::optim::MAX_GRAD_NORM));
+        crate::optim::MAX_GRAD_NORM
+    });
     let images = get(&t, f, "images_uint8")?.to_kind(Kind::Float) / 255.0;
     let targets = get(&t, f, "targets")?;
     let loss = ComputeLoss::new(&model, loss_config(fx)?);
@@ -595,7 +687,7 @@ fn sgd_checks(fx: &Fixture, fresh: &dyn Fn() -> Result<Yolo>, report: &mut Parit
     }
     step.last_opt_step = (NI - 4) as i64;
     let total = step.iteration(NI, 0, 1.0, &images, targets).grad_norm.unwrap_or(f64::NAN);
-    let want_norm = fx.num(&["sgd_step", "grad_global_norm_preclip"])?;
+    let want_norm = fx.section(&fx.manifest.sgd_step, "sgd_step")?.grad_global_norm_preclip;
     report.checks.push(close_rel("sgd_step/global grad norm", &[total], &[want_norm], tol::GRAD_NORM_REL));
     let vars = step.model.vs.variables();
     let (mut max_p, mut max_bn, mut bad) = (0.0f64, 0.0f64, 0usize);

@@ -45,6 +45,35 @@ fn every_stage_matches_yolov5() {
     let failed: Vec<_> = report.checks.iter().filter(|c| !c.pass).collect();
     assert!(failed.is_empty(), "mismatches: {failed:#?}");
     assert_eq!(report.checks.len(), 68);
+    assert!(report.defaults.is_empty(), "the fixture's manifest gives every setting: {:?}", report.defaults);
+}
+
+/// A manifest that omits an NMS setting and the clipping norm: the checks take the README's values, still pass,
+/// and the report names each default.
+#[test]
+fn omitted_settings_are_reported_defaults() {
+    let Some(dir) = fixture() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap() != "manifest.json" {
+            std::os::unix::fs::symlink(&p, tmp.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let keys = m["nms"]["keys"].as_object_mut().unwrap();
+    let first = keys.keys().next().unwrap().clone();
+    keys.get_mut(&first).unwrap().as_object_mut().unwrap().remove("agnostic");
+    m["optimizer"].as_object_mut().unwrap().remove("gradient_clipping");
+    std::fs::write(tmp.path().join("manifest.json"), m.to_string()).unwrap();
+    let report = yolo_lab::parity::run(tmp.path()).unwrap();
+    assert!(report.passed(), "{report}");
+    assert_eq!(
+        report.defaults,
+        [format!("nms.keys.{first}.agnostic = false"), "optimizer.gradient_clipping.max_norm = 10".to_string()]
+    );
+    assert!(report.to_string().contains("(not in the manifest)"));
 }
 
 fn yolo_lab(args: &[&str]) -> std::process::Output {
@@ -88,5 +117,9 @@ fn parity_command_passes_and_fails_as_it_should() {
     std::fs::write(sub.join("manifest.json"), "{\"schema\": \"yolov5-parity-fixture/1\"}").unwrap();
     let out = yolo_lab(&["parity", sub.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("model.cfg"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing key `model`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

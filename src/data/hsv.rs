@@ -22,7 +22,7 @@ struct Tables {
     /// (0 r, 1 g, 2 b) is the largest, the middle and the smallest.
     mid: [f32; 256],
     order: [[u8; 3]; 256],
-    /// `p = round(v·(1 - s))` for every (s, v), index `s * 256 + v`.
+    /// `p = v·(1 - s)`, truncated, for every (s, v), index `s * 256 + v`.
     low: Vec<u8>,
 }
 
@@ -122,9 +122,16 @@ fn level(x: f32) -> u8 {
 /// The per-channel lookup tables of one draw of gains (`augment_hsv`: `lut_hue = (x·r₀) mod 180`,
 /// `lut_sat = clip(x·r₁, 0, 255)`, `lut_val = clip(x·r₂, 0, 255)`, truncated to 8 bits).
 pub fn gain_tables(gains: [f64; 3]) -> [[u8; 256]; 3] {
-    let hue = |x: usize| ((x as f64 * gains[0]) as i64).rem_euclid(180) as u8;
-    let clip = |x: usize, g: f64| (x as f64 * g).clamp(0.0, 255.0) as u8;
-    [std::array::from_fn(hue), std::array::from_fn(|x| clip(x, gains[1])), std::array::from_fn(|x| clip(x, gains[2]))]
+    tables_of(|k, x| x as f64 * gains[k])
+}
+
+/// The three tables from `product(channel, x)` = x·gain in some precision.
+fn tables_of(product: impl Fn(usize, usize) -> f64) -> [[u8; 256]; 3] {
+    let entry = |k: usize, x: usize| {
+        let v = product(k, x);
+        if k == 0 { (v as i64).rem_euclid(180) as u8 } else { v.clamp(0.0, 255.0) as u8 }
+    };
+    std::array::from_fn(|k| std::array::from_fn(|x| entry(k, x)))
 }
 
 /// Apply hue, saturation and value gains to interleaved RGB pixels in place (YOLOv5's `augment_hsv` with the
@@ -151,12 +158,7 @@ pub fn apply(pixels: &mut [u8], gains: [f64; 3]) {
 /// eight f32 lanes instead of twice four f64 lanes).
 fn single_precision_suffices(gains: [f64; 3], lut: &[[u8; 256]; 3]) -> bool {
     let g = gains.map(|g| g as f32);
-    (0..256).all(|x| {
-        let xf = x as f32;
-        lut[0][x] == ((xf * g[0]) as i64).rem_euclid(180) as u8
-            && lut[1][x] == (xf * g[1]).clamp(0.0, 255.0) as u8
-            && lut[2][x] == (xf * g[2]).clamp(0.0, 255.0) as u8
-    })
+    tables_of(|k, x| (x as f32 * g[k]) as f64) == *lut
 }
 
 /// [`apply`] one pixel at a time.

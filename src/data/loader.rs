@@ -501,6 +501,7 @@ pub fn collate(items: Vec<Item>) -> Batch {
         // SAFETY: a new contiguous uint8 CPU tensor of b*3*h*w elements, written whole below and not shared yet
         let dst = unsafe { std::slice::from_raw_parts_mut(images.data_ptr() as *mut u8, b as usize * 3 * plane) };
         for (it, out) in items.iter().zip(dst.chunks_exact_mut(3 * plane)) {
+            assert_eq!((it.image.height() as i64, it.image.width() as i64), (h, w), "a batch's images share one shape");
             let (r, rest) = out.split_at_mut(plane);
             let (g, bl) = rest.split_at_mut(plane);
             for (k, p) in it.image.as_raw().chunks_exact(3).enumerate() {

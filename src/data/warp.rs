@@ -11,16 +11,14 @@ use super::imageops::{Image, PAD_VALUE, invert3};
 /// `warpAffine` when the last row is (0, 0, 1), else `warpPerspective`; bilinear, constant border `PAD_VALUE`).
 pub fn warp(img: &Image, m: &[[f64; 3]; 3], w: u32, h: u32) -> Image {
     let mut out = vec![PAD_VALUE; w as usize * h as usize * 3];
-    warp_into(img, m, w, &mut out);
+    sample_into(img, m, w as usize, h as usize, &mut out);
     Image::from_raw(w, h, out).expect("buffer has w*h*3 bytes")
 }
 
-/// [`warp`] into a caller's buffer of `w * rows * 3` bytes already filled with `PAD_VALUE`.
-pub fn warp_into(img: &Image, m: &[[f64; 3]; 3], w: u32, out: &mut [u8]) {
+/// The output pixels whose taps touch the image, into `out` (`w * rows * 3` bytes filled with `PAD_VALUE`).
+fn sample_into(img: &Image, m: &[[f64; 3]; 3], w: usize, rows: usize, out: &mut [u8]) {
     let inv = invert3(m);
     let src = Source { px: img.as_raw(), w: img.width() as i32, h: img.height() as i32 };
-    let w = w as usize;
-    let rows = out.len() / (w * 3).max(1);
     let affine = m[2] == [0.0, 0.0, 1.0];
     if affine && inv[0][1] == 0.0 && inv[1][0] == 0.0 {
         // scale and translation only: every output column reads the same source columns on every row

@@ -93,6 +93,8 @@ pub struct Yolo {
     pub layers: Vec<Layer>,
     /// Whether each layer's output is needed later.
     save: Vec<bool>,
+    /// Weights laid out channels-last ([`Yolo::use_channels_last`]); inputs are then laid out so too.
+    channels_last: bool,
 }
 
 /// The same values laid out channels-last (NHWC in memory, still indexed NCHW) when `t` is 4-D: libtorch's
@@ -107,8 +109,10 @@ pub fn channels_last(t: &Tensor) -> Tensor {
 
 impl Yolo {
     /// Lay every convolution weight out channels-last ([`channels_last`]): names, shapes and values are
-    /// unchanged, so are checkpoints; inputs laid out the same way then keep every activation channels-last.
-    pub fn use_channels_last(&self) {
+    /// unchanged, so are checkpoints; [`Yolo::forward_t`] then lays its input out the same way, which keeps
+    /// every activation channels-last.
+    pub fn use_channels_last(&mut self) {
+        self.channels_last = true;
         tch::no_grad(|| {
             for (_, mut v) in self.vs.variables() {
                 if v.dim() == 4 {
@@ -154,7 +158,7 @@ impl Yolo {
                 }
             }
         }
-        let mut model = Yolo { vs, config, layers, save };
+        let mut model = Yolo { vs, config, layers, save, channels_last: false };
         model.probe_strides();
         Ok(model)
     }
@@ -241,7 +245,7 @@ impl Yolo {
     /// `xs`: `[B, 3, H, W]` float in 0..1, H and W multiples of the max stride.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
         let mut outs: Vec<Option<Tensor>> = (0..self.layers.len()).map(|_| None).collect();
-        let mut x = xs.shallow_clone();
+        let mut x = if self.channels_last { channels_last(xs) } else { xs.shallow_clone() };
         for l in &self.layers {
             let input = |f: i64| -> Tensor {
                 if f == -1 {

@@ -125,19 +125,17 @@ impl TrainStep {
     /// Optimizer (weight decay scaled to the effective batch), EMA and warmup length for `model`. The model
     /// and its EMA are laid out channels-last when the schedule says so.
     pub fn new(
-        model: Yolo,
+        mut model: Yolo,
         hyp: &Hyp,
         loss: ComputeLoss,
         kind: OptimizerKind,
         schedule: StepSchedule,
     ) -> crate::Result<Self> {
         let wd = scaled_weight_decay(hyp.weight_decay, schedule.batch);
+        let opt = Optimizer::new(kind, &model, hyp.lr0, hyp.momentum, wd);
+        let mut ema = ModelEma::new(&model)?;
         if schedule.channels_last {
             model.use_channels_last();
-        }
-        let opt = Optimizer::new(kind, &model, hyp.lr0, hyp.momentum, wd);
-        let ema = ModelEma::new(&model)?;
-        if schedule.channels_last {
             ema.model.use_channels_last();
         }
         Ok(TrainStep {
@@ -184,13 +182,6 @@ impl TrainStep {
     /// Iteration `ni` of training, in `epoch`, with `imgs` (float, 0–1) and `targets` (`[n, 6]`). A loss
     /// that is not finite is returned before any backward pass, for the caller to stop on.
     pub fn iteration(&mut self, ni: usize, epoch: usize, lr_scale: f64, imgs: &Tensor, targets: &Tensor) -> StepReport {
-        let laid;
-        let imgs = if self.schedule.channels_last {
-            laid = crate::model::channels_last(imgs);
-            &laid
-        } else {
-            imgs
-        };
         if ni <= self.warmup {
             self.accumulate = warmup_accumulate(ni, self.warmup, self.schedule.batch);
             let lf = self.lf(epoch);

@@ -44,7 +44,7 @@ pub fn validate(model: &Yolo, loader: &Loader, loss: Option<&ComputeLoss>, nms: 
     for batch in loader.epoch(0) {
         let batch = batch?;
         batches += 1;
-        let x = crate::model::channels_last(&(batch.images.to_device(dev).to_kind(Kind::Float) / 255.0));
+        let x = batch.images.to_device(dev).to_kind(Kind::Float) / 255.0;
         let (h, w) = (x.size()[2] as f32, x.size()[3] as f32);
         let (decoded, raw) = tch::no_grad(|| {
             let raw = model.forward_t(&x, false);

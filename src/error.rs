@@ -98,6 +98,16 @@ pub enum Error {
         /// What is wrong, naming the field.
         message: String,
     },
+    /// A line of a CSV file yolo-lab reads back (evolve.csv, results.csv) is malformed.
+    #[error("{}:{line}: {message}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A data set has no usable images.
     #[error("{path}: no usable images ({message})")]
     NoImages {

@@ -72,17 +72,19 @@ pub fn parse(text: &str, path: &Path) -> Result<EvolveCsv> {
             cells
         };
         if cells.len() != columns.len() {
-            return Err(Error::DataConfig {
+            return Err(Error::Csv {
                 path: path.into(),
-                message: format!("line {}: {} values for {} columns", i + 1, cells.len(), columns.len()),
+                line: i + 1,
+                message: format!("{} values for {} columns", cells.len(), columns.len()),
             });
         }
         let row: Vec<f64> = cells
             .iter()
             .map(|c| {
-                c.parse::<f64>().map_err(|_| Error::DataConfig {
+                c.parse::<f64>().map_err(|_| Error::Csv {
                     path: path.into(),
-                    message: format!("line {}: `{c}` is not a number", i + 1),
+                    line: i + 1,
+                    message: format!("`{c}` is not a number"),
                 })
             })
             .collect::<Result<_>>()?;
@@ -227,4 +229,23 @@ pub fn append_generation(dir: &Path, _lock: &FolderLock, fields: &[String]) -> R
     line.push('\n');
     f.write_all(line.as_bytes()).at(&p)?;
     f.sync_all().at(&p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_row_names_its_file_and_line() {
+        let text = "metrics/precision,lr0\n0.5,0.01\n\n0.4,x\n";
+        match parse(text, Path::new("evo/evolve.csv")) {
+            Err(Error::Csv { path, line, message }) => {
+                assert_eq!((path.as_path(), line), (Path::new("evo/evolve.csv"), 4));
+                assert_eq!(message, "`x` is not a number");
+            }
+            other => panic!("expected a CSV error, got {other:?}"),
+        }
+        let e = parse("a,b\n1,2,3\n", Path::new("e.csv")).unwrap_err();
+        assert_eq!(e.to_string(), "e.csv:2: 3 values for 2 columns");
+    }
 }

@@ -123,17 +123,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<EpochRow>> {
             if i + 1 == body.len() && !text.ends_with('\n') {
                 continue;
             }
-            return Err(Error::DataConfig {
+            return Err(Error::Csv {
                 path: path.into(),
-                message: format!("line {}: {} cells for {} columns, or an empty cell", i + 2, cells.len(), head.len()),
+                line: i + 2,
+                message: format!("{} cells for {} columns, or an empty cell", cells.len(), head.len()),
             });
         }
         let vals: Vec<f64> = idx
             .iter()
             .map(|&k| {
-                cells[k].parse::<f64>().map_err(|_| Error::DataConfig {
+                cells[k].parse::<f64>().map_err(|_| Error::Csv {
                     path: path.into(),
-                    message: format!("line {}: `{}` is not a number", i + 2, cells[k]),
+                    line: i + 2,
+                    message: format!("`{}` is not a number", cells[k]),
                 })
             })
             .collect::<Result<_>>()?;

@@ -7,7 +7,7 @@ use crate::hyp::Hyp;
 use std::fmt;
 use std::path::PathBuf;
 
-/// The outcome of [`Trainer::fit`].
+/// The outcome of [`Trainer::fit`](super::Trainer::fit).
 #[derive(Debug, Clone)]
 pub struct TrainRun {
     /// The run folder.

@@ -1,0 +1,128 @@
+//! The population GA's loop (YOLOv5's `evolve_population.yaml` GA): one generation's individuals are trained
+//! by the worker pool, scored, and bred into the next; the population is saved before each generation so a
+//! resume continues with it.
+
+use super::worker::{Ctx, Generation};
+use super::{PopulationSettings, csv, population_next};
+use crate::data::{Stream, rng_for};
+use crate::error::{Error, Result};
+use crate::hyp::Hyp;
+use rand::Rng;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+impl Ctx<'_> {
+    pub(super) fn population(&self, s: &PopulationSettings) -> Result<()> {
+        let genes: Vec<(String, (f64, f64))> =
+            self.space.genes().filter(|(_, g)| g.population).map(|(k, g)| (k.to_string(), (g.low, g.high))).collect();
+        if genes.is_empty() {
+            return Err(Error::Config { name: "space", message: "no gene is evolved by the population GA".into() });
+        }
+        let ranges: Vec<(f64, f64)> = genes.iter().map(|g| g.1).collect();
+        let pop_file = self.dir.join("evolve_population.yaml");
+        let existing = csv::read(&self.dir.join("evolve.csv"))?.rows.len();
+        let (mut generation, mut pop) = if self.evo.resume && pop_file.is_file() {
+            read_population(&pop_file, &genes)?
+        } else {
+            // the six presets first, then random individuals
+            let mut rng = rng_for(self.evo.seed, Stream::PopulationInit, &[]);
+            let mut pop: Vec<Vec<f64>> = crate::hyp::PRESETS
+                .iter()
+                .filter_map(|(n, _)| Hyp::load(n).ok())
+                .map(|h| genes.iter().map(|(k, _)| h.get(k).unwrap_or(0.0)).collect())
+                .collect();
+            pop.truncate(s.size);
+            while pop.len() < s.size {
+                pop.push(ranges.iter().map(|&(lo, hi)| if hi > lo { rng.random_range(lo..hi) } else { lo }).collect());
+            }
+            (0, pop)
+        };
+        let fit = self.evo.fitness_closure();
+        while generation < self.evo.generations {
+            write_population(&pop_file, generation, &pop, &genes)?;
+            // individuals of this generation already recorded (resume): rows beyond generation * size
+            let done = existing.saturating_sub(generation * s.size).min(s.size);
+            let table = csv::read(&self.dir.join("evolve.csv"))?;
+            let mut scores = vec![0.0; pop.len()];
+            for (k, sc) in scores.iter_mut().enumerate().take(done) {
+                *sc = fit(&table.results(generation * s.size + k));
+            }
+            let next = Mutex::new(done);
+            let scores_m = Mutex::new(scores);
+            self.pool(|w, device, data| -> Result<()> {
+                loop {
+                    let k = {
+                        let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                        if *n >= pop.len() {
+                            return Ok(());
+                        }
+                        *n += 1;
+                        *n - 1
+                    };
+                    let mut hyp = self.hyp.clone();
+                    for ((key, _), v) in genes.iter().zip(&pop[k]) {
+                        let _ = hyp.set(key, *v);
+                    }
+                    let start = Instant::now();
+                    let out = self.train(&hyp, device, data);
+                    let label = format!("{generation}.{k}");
+                    let wall_s = start.elapsed().as_secs_f64();
+                    self.record(Generation {
+                        label: &label,
+                        claim: None,
+                        worker: w,
+                        device,
+                        hyp: &hyp,
+                        out: &out,
+                        wall_s,
+                        changes: &[],
+                    })?;
+                    scores_m.lock().unwrap_or_else(|p| p.into_inner())[k] = fit(&out.results);
+                }
+            })?;
+            let scores = scores_m.into_inner().unwrap_or_else(|p| p.into_inner());
+            let mut rng = rng_for(self.evo.seed, Stream::PopulationGeneration, &[generation as u64]);
+            pop = population_next(&pop, &scores, &ranges, generation, self.evo.generations, s, &mut rng);
+            generation += 1;
+        }
+        Ok(())
+    }
+}
+
+/// `evolve_population.yaml`: `generation{g}number{i}: {gene: value}` for the population about to be evaluated.
+fn write_population(path: &Path, generation: usize, pop: &[Vec<f64>], genes: &[(String, (f64, f64))]) -> Result<()> {
+    let mut s = String::new();
+    for (i, ind) in pop.iter().enumerate() {
+        s.push_str(&format!("generation{generation}number{i}:\n"));
+        for ((k, _), v) in genes.iter().zip(ind) {
+            s.push_str(&format!("  {k}: {}\n", crate::fsutil::yaml_float(*v)));
+        }
+    }
+    crate::fsutil::write_atomic(path, s.as_bytes())
+}
+
+fn read_population(path: &Path, genes: &[(String, (f64, f64))]) -> Result<(usize, Vec<Vec<f64>>)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let v: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| Error::yaml(path, &e))?;
+    let map = v
+        .as_mapping()
+        .ok_or_else(|| Error::DataConfig { path: path.into(), message: "expected a mapping of individuals".into() })?;
+    let mut generation = 0;
+    let mut pop = Vec::new();
+    for (name, ind) in map {
+        let name = name.as_str().unwrap_or_default();
+        if let Some(g) =
+            name.strip_prefix("generation").and_then(|r| r.split("number").next()).and_then(|g| g.parse().ok())
+        {
+            generation = g;
+        }
+        pop.push(
+            genes
+                .iter()
+                .map(|(k, (lo, _))| ind.get(k.as_str()).and_then(serde_yaml::Value::as_f64).unwrap_or(*lo))
+                .collect(),
+        );
+    }
+    Ok((generation, pop))
+}

@@ -152,6 +152,14 @@ pub enum Error {
         /// The run folder.
         dir: PathBuf,
     },
+    /// A `.pt` file is not a YOLOv5 checkpoint yolo-lab can read.
+    #[error("{}: {message}", path.display())]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead, or what is wrong with it.
+        message: String,
+    },
     /// A figure could not be drawn or encoded.
     #[error("figure `{figure}`: {message}")]
     Plot {

@@ -86,11 +86,13 @@ pub mod model;
 pub mod optim;
 pub mod parity;
 pub mod plots;
+pub mod pretrained;
 pub mod report;
 pub mod results;
 pub mod study;
 pub mod threads;
 pub mod train;
+pub mod val;
 
 pub use error::{Error, Result};
 pub use polars;

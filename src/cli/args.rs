@@ -60,6 +60,65 @@ pub enum Command {
     },
     /// The main job on the built-in data: what `make demo` runs.
     Demo(DemoArgs),
+    /// Evaluate weights on a data set (val.py): per-class table, speed line, confusion matrix and PR curve.
+    Val(ValArgs),
+    /// Convert a YOLOv5 .pt checkpoint into safetensors (state_dict names, float32) plus its model yaml.
+    Convert {
+        /// The checkpoint (YOLOv5's weights/best.pt, last.pt, or a release such as yolov5s.pt).
+        ckpt: PathBuf,
+        /// The safetensors file to write; OUT.yaml beside it receives the model yaml with nc and names.
+        out: PathBuf,
+    },
+}
+
+/// Flags of `yolo-lab val`, named as val.py's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ValArgs {
+    /// Weights: a YOLOv5 .pt checkpoint, or safetensors (yolo-lab's own carry their config and classes).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Data set name (datasets.toml) or data yaml.
+    #[arg(long, default_value = "shapes")]
+    pub data: String,
+    /// Model config, for safetensors weights without yolo-lab metadata.
+    #[arg(long)]
+    pub cfg: Option<String>,
+    /// Inference size in pixels.
+    #[arg(long = "img", alias = "imgsz", alias = "img-size", default_value_t = 640)]
+    pub img: u32,
+    /// Batch size.
+    #[arg(long = "batch-size", default_value_t = 32)]
+    pub batch_size: usize,
+    /// Confidence threshold.
+    #[arg(long = "conf-thres", default_value_t = 0.001)]
+    pub conf_thres: f32,
+    /// NMS IoU threshold.
+    #[arg(long = "iou-thres", default_value_t = 0.6)]
+    pub iou_thres: f32,
+    /// Detections kept per image.
+    #[arg(long = "max-det", default_value_t = 300)]
+    pub max_det: usize,
+    /// Split: val or test.
+    #[arg(long, default_value = "val")]
+    pub task: String,
+    /// Device: cpu, a CUDA index, or empty for automatic.
+    #[arg(long, default_value = "")]
+    pub device: String,
+    /// Save detections as labels/*.txt (class, normalised xywh, confidence).
+    #[arg(long = "save-txt")]
+    pub save_txt: bool,
+    /// Save detections as predictions.json (COCO format).
+    #[arg(long = "save-json")]
+    pub save_json: bool,
+    /// Output folder parent.
+    #[arg(long, default_value = "runs/val")]
+    pub project: PathBuf,
+    /// Output folder name.
+    #[arg(long, default_value = "exp")]
+    pub name: String,
+    /// Reuse an existing output folder.
+    #[arg(long = "exist-ok")]
+    pub exist_ok: bool,
 }
 
 /// Flags of `yolo-lab data`.
@@ -91,10 +150,10 @@ pub struct TrainArgs {
     /// Data set name (datasets.toml) or data yaml.
     #[arg(long, default_value = "shapes")]
     pub data: String,
-    /// Model config name or yaml.
+    /// Model config name or yaml (when not given with a YOLOv5 .pt as --weights: the model it holds).
     #[arg(long, default_value = "yolov5n")]
     pub cfg: String,
-    /// Initial weights (safetensors); empty trains from scratch.
+    /// Initial weights (a YOLOv5 .pt checkpoint or safetensors); empty trains from scratch.
     #[arg(long, default_value = "")]
     pub weights: String,
     /// Hyperparameters: preset name or yaml path.

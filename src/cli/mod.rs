@@ -81,6 +81,37 @@ pub fn run() -> anyhow::Result<ExitCode> {
             println!("{report}");
             Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Val(a) => {
+            let task = match a.task.as_str() {
+                "val" => data::Split::Val,
+                "test" => data::Split::Test,
+                other => anyhow::bail!("--task {other}: expected val or test"),
+            };
+            let mut v = yolo_lab::val::Validator::new(&a.weights)
+                .data(a.data.as_str())
+                .imgsz(a.img)
+                .batch(a.batch_size)
+                .conf_thres(a.conf_thres)
+                .iou_thres(a.iou_thres)
+                .max_det(a.max_det)
+                .task(task)
+                .device(a.device.as_str())
+                .save_txt(a.save_txt)
+                .save_json(a.save_json)
+                .project(a.project.clone())
+                .name(a.name.as_str())
+                .exist_ok(a.exist_ok);
+            if let Some(c) = &a.cfg {
+                v = v.cfg(c.as_str());
+            }
+            v.run()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Convert { ckpt, out } => {
+            let yaml = yolo_lab::model::convert_checkpoint(&ckpt, &out)?;
+            println!("{} -> {} and {}", ckpt.display(), out.display(), yaml.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Model { cfg, nc, img } => {
             let m = yolo_lab::model::Yolo::new(&cfg, Some(nc), tch::Device::Cpu)?;
             println!("{}", m.summary(img));

@@ -43,6 +43,14 @@ fn interp(x: f64, xp: &[f64], fp: &[f64], left: f64, right: f64) -> f64 {
 
 /// AP of one recall/precision curve: precision envelope, 101-point interpolation, trapezoidal integration.
 pub fn compute_ap(recall: &[f64], precision: &[f64]) -> f64 {
+    let (mrec, mpre) = envelope(recall, precision);
+    let x = linspace(0.0, 1.0, AP_POINTS);
+    let y: Vec<f64> = x.iter().map(|&v| interp(v, &mrec, &mpre, mpre[0], mpre[mpre.len() - 1])).collect();
+    x.windows(2).zip(y.windows(2)).map(|(xs, ys)| (xs[1] - xs[0]) * (ys[0] + ys[1]) / 2.0).sum()
+}
+
+/// The curve with sentinels (recall 0 and 1, precision 1 and 0) and precision made non-increasing.
+fn envelope(recall: &[f64], precision: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let mut mrec = Vec::with_capacity(recall.len() + 2);
     mrec.push(0.0);
     mrec.extend_from_slice(recall);
@@ -54,9 +62,7 @@ pub fn compute_ap(recall: &[f64], precision: &[f64]) -> f64 {
     for i in (0..mpre.len() - 1).rev() {
         mpre[i] = mpre[i].max(mpre[i + 1]);
     }
-    let x = linspace(0.0, 1.0, AP_POINTS);
-    let y: Vec<f64> = x.iter().map(|&v| interp(v, &mrec, &mpre, mpre[0], mpre[mpre.len() - 1])).collect();
-    x.windows(2).zip(y.windows(2)).map(|(xs, ys)| (xs[1] - xs[0]) * (ys[0] + ys[1]) / 2.0).sum()
+    (mrec, mpre)
 }
 
 /// Box filter of fraction `f` with edges padded by the end values (`smooth`).
@@ -86,6 +92,9 @@ pub struct ApPerClass {
     pub ap: Vec<[f64; 10]>,
     /// The classes of the rows.
     pub classes: Vec<usize>,
+    /// Precision at IoU 0.5 against recall `linspace(0, 1, 1000)` per class (its envelope: the PR curve
+    /// YOLOv5 plots).
+    pub pr_curve: Vec<Vec<f64>>,
 }
 
 impl ApPerClass {
@@ -119,6 +128,7 @@ pub fn ap_per_class(tp: &[[bool; 10]], conf: &[f64], pred_cls: &[usize], target_
     let nc = classes.len();
     let (mut p, mut r) = (vec![vec![0.0; CURVE_POINTS]; nc], vec![vec![0.0; CURVE_POINTS]; nc]);
     let mut ap = vec![[0.0; 10]; nc];
+    let mut pr_curve = vec![vec![0.0; CURVE_POINTS]; nc];
     for (ci, &c) in classes.iter().enumerate() {
         let idx: Vec<usize> = order.iter().copied().filter(|&i| pred_cls[i] == c).collect();
         let n_l = nt[ci] as f64;
@@ -149,6 +159,10 @@ pub fn ap_per_class(tp: &[[bool; 10]], conf: &[f64], pred_cls: &[usize], target_
             let rj: Vec<f64> = recall.iter().map(|v| v[j]).collect();
             let pj: Vec<f64> = precision.iter().map(|v| v[j]).collect();
             ap[ci][j] = compute_ap(&rj, &pj);
+            if j == 0 {
+                let (mrec, mpre) = envelope(&rj, &pj);
+                pr_curve[ci] = px.iter().map(|&x| interp(x, &mrec, &mpre, mpre[0], mpre[mpre.len() - 1])).collect();
+            }
         }
     }
     let f1: Vec<Vec<f64>> = p
@@ -169,7 +183,7 @@ pub fn ap_per_class(tp: &[[bool; 10]], conf: &[f64], pred_cls: &[usize], target_
     let f1i: Vec<f64> = f1.iter().map(|row| row[i]).collect();
     let tp_out: Vec<f64> = ri.iter().zip(&nt).map(|(r, &n)| (r * n as f64).round_ties_even()).collect();
     let fp_out: Vec<f64> = tp_out.iter().zip(&pi).map(|(t, p)| (t / (p + EPS) - t).round_ties_even()).collect();
-    ApPerClass { tp: tp_out, fp: fp_out, p: pi, r: ri, f1: f1i, ap, classes }
+    ApPerClass { tp: tp_out, fp: fp_out, p: pi, r: ri, f1: f1i, ap, classes, pr_curve }
 }
 
 /// Weights of (P, R, mAP@0.5, mAP@0.5:0.95) in the fitness YOLOv5 maximises.

@@ -7,14 +7,16 @@
 mod check;
 mod detect;
 mod layers;
+pub mod pt;
 mod summary;
 mod weights;
 mod yaml;
 
 pub use detect::Detect;
 pub use layers::{BN_EPS, BN_MOMENTUM, BatchNorm, Bottleneck, C3, Conv, GROUP_BIAS, GROUP_NORM, GROUP_WEIGHT, Sppf};
+pub use pt::{Checkpoint, convert_checkpoint};
 pub use summary::{LayerRow, ModelSummary, thousands};
-pub use weights::LoadReport;
+pub use weights::{LoadReport, is_pt};
 pub use yaml::{LayerSpec, MODEL_CONFIGS, ModelConfig, ModuleSpec, make_divisible};
 
 use crate::error::Result;

@@ -1,6 +1,6 @@
 //! Loading and saving weights as safetensors with YOLOv5's state_dict names.
 
-use super::Yolo;
+use super::{Checkpoint, ModelConfig, Yolo};
 use crate::error::{Error, Result};
 use crate::fsutil::unique_suffix;
 use std::collections::HashMap;
@@ -38,13 +38,24 @@ impl fmt::Display for LoadReport {
     }
 }
 
+/// Whether a weights file is a PyTorch `.pt` (a zip) rather than safetensors.
+pub fn is_pt(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok()
+        && &magic == b"PK\x03\x04"
+}
+
+/// A weights file's tensors: a YOLOv5 `.pt` checkpoint's state_dict, or a safetensors file's tensors.
 fn read(path: &Path) -> Result<HashMap<String, Tensor>> {
     if !path.is_file() {
         return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such weights file")));
     }
-    let list = Tensor::read_safetensors(path).map_err(|e| Error::Image {
+    if is_pt(path) {
+        return Ok(Checkpoint::read(path)?.tensors());
+    }
+    let list = Tensor::read_safetensors(path).map_err(|e| Error::Checkpoint {
         path: path.into(),
-        message: format!("not a readable safetensors file ({e}); convert YOLOv5 .pt checkpoints as the README shows"),
+        message: format!("neither a YOLOv5 .pt checkpoint nor a readable safetensors file ({e})"),
     })?;
     Ok(list.into_iter().collect())
 }
@@ -54,7 +65,10 @@ impl Yolo {
     /// on another number of classes (the Detect convs then keep their initialisation).
     pub fn load_partial(&mut self, path: impl AsRef<Path>) -> Result<LoadReport> {
         let path = path.as_ref();
-        let file = read(path)?;
+        Ok(self.load_tensors(&read(path)?))
+    }
+
+    fn load_tensors(&mut self, file: &HashMap<String, Tensor>) -> LoadReport {
         let mut report = LoadReport::default();
         let vars = self.vs.variables();
         let mut names: Vec<&String> = vars.keys().collect();
@@ -74,7 +88,7 @@ impl Yolo {
         });
         report.unexpected = file.keys().filter(|k| !vars.contains_key(*k)).cloned().collect();
         report.unexpected.sort();
-        Ok(report)
+        report
     }
 
     /// Load every tensor of the model from a safetensors file; any missing or mismatched tensor is an error
@@ -82,6 +96,11 @@ impl Yolo {
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<LoadReport> {
         let path = path.as_ref();
         let report = self.load_partial(path)?;
+        self.require_complete(path, &report)?;
+        Ok(report)
+    }
+
+    fn require_complete(&self, path: &Path, report: &LoadReport) -> Result<()> {
         if let Some((n, a, b)) = report.mismatched.first() {
             return Err(Error::DataConfig {
                 path: path.into(),
@@ -97,7 +116,18 @@ impl Yolo {
                 message: format!("{} model tensors are missing, first `{}`", report.missing.len(), report.missing[0]),
             });
         }
-        Ok(report)
+        Ok(())
+    }
+
+    /// A model built from a YOLOv5 checkpoint's own yaml and `nc`, holding its weights (the EMA's when the
+    /// checkpoint has one), as YOLOv5's `attempt_load`.
+    pub fn from_checkpoint(ckpt: &Checkpoint, device: tch::Device) -> Result<Self> {
+        let name = ckpt.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let config = ModelConfig::parse(&ckpt.yaml_text(), &ckpt.path, &name, Some(ckpt.nc), None)?;
+        let mut model = Yolo::from_config(config, device)?;
+        let report = model.load_tensors(&ckpt.tensors());
+        model.require_complete(&ckpt.path, &report)?;
+        Ok(model)
     }
 
     /// Save every variable (parameters and buffers) as safetensors, atomically.

@@ -10,7 +10,9 @@ use plotters::style::colors::colormaps::ViridisRGB;
 use std::path::Path;
 
 mod canvas;
+mod val;
 use canvas::Canvas;
+pub use val::{plot_confusion_matrix, plot_pr_curve};
 
 pub(crate) static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static FONT_ONCE: std::sync::Once = std::sync::Once::new();

@@ -27,8 +27,8 @@ pub use freeze::{Freeze, FreezeSchedule, FreezeStage};
 pub use results::{EpochRow, RESULTS_COLUMNS};
 pub use run::TrainRun;
 pub use setup::PreparedData;
-pub(crate) use setup::increment_dir;
-pub use validate::{ValResult, validate};
+pub(crate) use setup::{increment_dir, parse_device};
+pub use validate::{ValResult, validate, validate_each};
 
 use crate::data::{Cache, Dataset};
 use crate::hyp::Hyp;
@@ -158,9 +158,10 @@ impl Outputs {
 pub struct Trainer {
     /// Data set. Default `shapes`.
     pub data: DataSource,
-    /// Model config (name or yaml). Default `yolov5n`.
+    /// Model config (name or yaml). Default `yolov5n`, or the model of a YOLOv5 `.pt` given to
+    /// [`Trainer::weights`] (as YOLOv5 builds from `ckpt['model'].yaml` when `--cfg` is empty).
     pub cfg: String,
-    /// Initial weights (safetensors); None trains from scratch.
+    /// Initial weights (a YOLOv5 `.pt` checkpoint or safetensors); None trains from scratch.
     pub weights: Option<PathBuf>,
     /// Hyperparameters. Default `scratch-low`.
     pub hyp: HypSource,

@@ -9,7 +9,7 @@ use crate::data::{Dataset, Loader, LoaderConfig, Samples, Split, Stream, rng_for
 use crate::error::{Error, Result};
 use crate::hyp::Hyp;
 use crate::loss::{ComputeLoss, LossConfig};
-use crate::model::{ModelConfig, Yolo, is_buffer, make_divisible};
+use crate::model::{Checkpoint, ModelConfig, Yolo, is_buffer, is_pt, make_divisible};
 use crate::optim::OptimizerKind;
 use crate::report::Reporter;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,8 @@ pub struct PreparedData {
     train_loader: Option<Loader>,
 }
 
-fn parse_device(s: &str) -> Result<Device> {
+/// `--device`: empty (CUDA if available), `cpu`, or a CUDA index (`0`, `cuda:1`; the first of a list).
+pub(crate) fn parse_device(s: &str) -> Result<Device> {
     let s = s.trim().to_ascii_lowercase();
     match s.as_str() {
         "" => Ok(Device::cuda_if_available()),
@@ -67,6 +68,19 @@ pub(crate) fn increment_dir(project: &Path, name: &str, exist_ok: bool) -> PathB
 }
 
 impl Trainer {
+    /// The model config: [`Trainer::cfg`] when given, else the yaml inside a YOLOv5 `.pt` given as weights,
+    /// else the default `yolov5n`.
+    pub(crate) fn model_config(&self, nc: Option<i64>, anchors: Option<usize>) -> Result<ModelConfig> {
+        if !self.given.contains("cfg")
+            && let Some(w) = self.weights.as_deref().filter(|w| is_pt(w))
+        {
+            let ck = Checkpoint::read(w)?;
+            let name = w.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            return ModelConfig::parse(&ck.yaml_text(), w, &name, nc.or(Some(ck.nc)), anchors);
+        }
+        ModelConfig::load(&self.cfg, nc, anchors)
+    }
+
     /// Check every setting without doing any work.
     pub fn validate(&self) -> Result<()> {
         let bad = |name: &'static str, message: String| Err(Error::Config { name, message });
@@ -117,7 +131,7 @@ impl Trainer {
             return bad("sam", "needs a base optimizer".into());
         }
         parse_device(&self.device)?;
-        let cfg = ModelConfig::load(&self.cfg, None, None)?;
+        let cfg = self.model_config(None, None)?;
         let layers = cfg.layers.len();
         let stages = self.freeze_schedule.iter().flat_map(|s| s.stages.iter().map(|st| &st.freeze));
         for f in std::iter::once(&self.freeze).chain(stages) {
@@ -220,7 +234,7 @@ impl<'a> Run<'a> {
         };
         // model: YOLOv5 rebuilds the anchors from the hyp's count when it has one
         let anchors = hyp.anchors.map(|a| a.round_ties_even().max(1.0) as usize);
-        let mut model = Yolo::from_config(ModelConfig::load(&t.cfg, Some(nc), anchors)?, device)?;
+        let mut model = Yolo::from_config(t.model_config(Some(nc), anchors)?, device)?;
         if let (Some(w), None) = (&t.weights, &resume) {
             let report = model.load_partial(w)?;
             progress.info(&format!("weights {}: {report}", w.display()));

@@ -2,13 +2,14 @@
 //! NMS (conf 0.001, IoU 0.6, multi-label), boxes mapped back to the original images, matching at 10 IoU
 //! thresholds, AP per class, and the validation losses.
 
-use crate::data::Loader;
+use crate::data::{ImageInfo, Loader};
 use crate::error::Result;
 use crate::loss::ComputeLoss;
 use crate::metrics::{
-    ApPerClass, ConfusionMatrix, NmsConfig, ap_per_class, match_detections, non_max_suppression, scale_boxes,
+    ApPerClass, ConfusionMatrix, Detection, NmsConfig, ap_per_class, match_detections, non_max_suppression, scale_boxes,
 };
 use crate::model::Yolo;
+use std::time::Instant;
 use tch::Kind;
 
 /// What one validation pass measured.
@@ -26,12 +27,28 @@ pub struct ValResult {
     pub images: usize,
     /// Labelled objects seen.
     pub instances: usize,
+    /// Labelled objects per class (index = class).
+    pub class_instances: Vec<usize>,
+    /// Milliseconds per image: pre-processing (to the device, to float, scaling), inference (forward and
+    /// decoding), NMS, as val.py's speed line.
+    pub speed_ms: [f64; 3],
     /// Seconds spent.
     pub seconds: f64,
 }
 
 /// Validate `model` on every batch of `loader`.
 pub fn validate(model: &Yolo, loader: &Loader, loss: Option<&ComputeLoss>, nms: &NmsConfig) -> Result<ValResult> {
+    validate_each(model, loader, loss, nms, &mut |_, _| Ok(()))
+}
+
+/// [`validate`], handing each image's detections (in the image's pixels) to `on_image` as they are made.
+pub fn validate_each(
+    model: &Yolo,
+    loader: &Loader,
+    loss: Option<&ComputeLoss>,
+    nms: &NmsConfig,
+    on_image: &mut dyn FnMut(&ImageInfo, &[Detection]) -> Result<()>,
+) -> Result<ValResult> {
     let start = std::time::Instant::now();
     let nc = model.nc() as usize;
     let dev = model.device();
@@ -41,15 +58,19 @@ pub fn validate(model: &Yolo, loader: &Loader, loss: Option<&ComputeLoss>, nms: 
     let (mut tp, mut conf, mut pred_cls, mut target_cls) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut loss_sum = [0.0; 3];
     let (mut images, mut batches) = (0, 0);
+    let mut phase_s = [0.0; 3];
     for batch in loader.epoch(0) {
         let batch = batch?;
         batches += 1;
+        let t0 = Instant::now();
         let x = batch.images.to_device(dev).to_kind(Kind::Float) / 255.0;
         let (h, w) = (x.size()[2] as f32, x.size()[3] as f32);
+        let t1 = Instant::now();
         let (decoded, raw) = tch::no_grad(|| {
             let raw = model.forward_t(&x, false);
             (model.detect().decode(&raw), raw)
         });
+        let t2 = Instant::now();
         if let Some(l) = loss {
             let items = tch::no_grad(|| l.forward(&raw, &batch.targets.to_device(dev)).items);
             for k in 0..3 {
@@ -57,10 +78,14 @@ pub fn validate(model: &Yolo, loader: &Loader, loss: Option<&ComputeLoss>, nms: 
             }
         }
         let dets = non_max_suppression(&decoded, &nms);
+        for (k, d) in phase_s.iter_mut().zip([t1 - t0, t2 - t1, t2.elapsed()]) {
+            *k += d.as_secs_f64();
+        }
         let rows: Vec<f32> = Vec::try_from(batch.targets.reshape(-1)).unwrap_or_default();
         for (j, (mut d, info)) in dets.into_iter().zip(&batch.info).enumerate() {
             images += 1;
             scale_boxes(&mut d, info.ratio, info.pad, info.orig);
+            on_image(info, &d)?;
             let mut labels: Vec<([f32; 4], usize)> = rows
                 .chunks_exact(6)
                 .filter(|r| r[0] as usize == j)
@@ -87,6 +112,13 @@ pub fn validate(model: &Yolo, loader: &Loader, loss: Option<&ComputeLoss>, nms: 
     let per_class = ap_per_class(&tp, &conf, &pred_cls, &target_cls);
     let metrics = per_class.means();
     let nb = batches.max(1) as f64;
+    let mut class_instances = vec![0; nc];
+    for &c in &target_cls {
+        if c < nc {
+            class_instances[c] += 1;
+        }
+    }
+    let per_image = 1e3 / images.max(1) as f64;
     Ok(ValResult {
         metrics,
         loss: loss_sum.map(|v| v / nb),
@@ -94,6 +126,8 @@ pub fn validate(model: &Yolo, loader: &Loader, loss: Option<&ComputeLoss>, nms: 
         confusion,
         images,
         instances: target_cls.len(),
+        class_instances,
+        speed_ms: phase_s.map(|s| s * per_image),
         seconds: start.elapsed().as_secs_f64(),
     })
 }

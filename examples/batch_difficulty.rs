@@ -62,7 +62,7 @@ fn main() -> yolo_lab::Result<()> {
             v.shallow_clone().copy_(&init[&k]);
         }
     });
-    let loss = ComputeLoss::new(&model, LossConfig::from_hyp(&hyp, 3, model.detect().m.len(), imgsz, 0.0));
+    let loss = ComputeLoss::new(&model, LossConfig::from_hyp(&hyp, 3, model.head().m.len(), imgsz, 0.0));
     let score = |imgs: &Tensor, targets: &Tensor| -> [f64; 4] {
         let out = tch::no_grad(|| loss.forward(&model.forward_t(&(imgs.to_kind(Kind::Float) / 255.0), true), targets));
         [out.items[0], out.items[1], out.items[2], targets.size()[0] as f64]

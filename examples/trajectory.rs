@@ -149,7 +149,7 @@ fn main() -> yolo_lab::Result<()> {
             }
         });
     }
-    let nl = model.detect().m.len();
+    let nl = model.head().m.len();
     let loss = ComputeLoss::new(&model, LossConfig::from_hyp(&hyp, nc, nl, imgsz, 0.0));
     let schedule = StepSchedule {
         epochs,

@@ -77,6 +77,7 @@ pub mod detect;
 pub mod display;
 pub mod error;
 pub mod evolve;
+mod font;
 pub mod fsutil;
 pub mod gpu;
 pub mod hyp;

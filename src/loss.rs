@@ -120,7 +120,7 @@ pub struct ComputeLoss {
 impl ComputeLoss {
     /// For `model` with these settings.
     pub fn new(model: &Yolo, config: LossConfig) -> Self {
-        let d = model.detect();
+        let d = model.head();
         let flat: Vec<f32> = Vec::try_from(d.anchors.to_device(tch::Device::Cpu).reshape(-1)).unwrap_or_default();
         let na = d.na as usize;
         let anchors = flat.chunks(na * 2).map(|l| l.chunks(2).map(|c| [c[0], c[1]]).collect()).collect();

@@ -62,6 +62,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Evaluate weights on a data set (val.py): per-class table, speed line, confusion matrix and PR curve.
     Val(ValArgs),
+    /// Detect objects on images (detect.py): annotated images and labels in runs/detect/exp.
+    Detect(DetectArgs),
     /// Convert a YOLOv5 .pt checkpoint into safetensors (state_dict names, float32) plus its model yaml.
     Convert {
         /// The checkpoint (YOLOv5's weights/best.pt, last.pt, or a release such as yolov5s.pt).
@@ -69,6 +71,59 @@ pub enum Command {
         /// The safetensors file to write; OUT.yaml beside it receives the model yaml with nc and names.
         out: PathBuf,
     },
+}
+
+/// Flags of `yolo-lab detect`, named as detect.py's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DetectArgs {
+    /// Weights: a YOLOv5 .pt checkpoint, or safetensors (yolo-lab's own carry their config and classes).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// An image, a folder of images, or a glob such as 'images/*.jpg'.
+    #[arg(long, default_value = "data/images")]
+    pub source: PathBuf,
+    /// Model config, for safetensors weights without yolo-lab metadata.
+    #[arg(long)]
+    pub cfg: Option<String>,
+    /// Inference size in pixels.
+    #[arg(long = "img", alias = "imgsz", alias = "img-size", default_value_t = 640)]
+    pub img: u32,
+    /// Confidence threshold.
+    #[arg(long = "conf-thres", default_value_t = 0.25)]
+    pub conf_thres: f32,
+    /// NMS IoU threshold.
+    #[arg(long = "iou-thres", default_value_t = 0.45)]
+    pub iou_thres: f32,
+    /// Detections kept per image.
+    #[arg(long = "max-det", default_value_t = 1000)]
+    pub max_det: usize,
+    /// Keep only these classes (--classes 0 2).
+    #[arg(long, num_args = 1..)]
+    pub classes: Option<Vec<usize>>,
+    /// Class-agnostic NMS.
+    #[arg(long = "agnostic-nms")]
+    pub agnostic_nms: bool,
+    /// Device: cpu, a CUDA index, or empty for automatic.
+    #[arg(long, default_value = "")]
+    pub device: String,
+    /// Save labels/*.txt (class, normalised xywh).
+    #[arg(long = "save-txt")]
+    pub save_txt: bool,
+    /// Add confidences to the --save-txt labels.
+    #[arg(long = "save-conf")]
+    pub save_conf: bool,
+    /// Do not save annotated images.
+    #[arg(long = "nosave")]
+    pub nosave: bool,
+    /// Output folder parent.
+    #[arg(long, default_value = "runs/detect")]
+    pub project: PathBuf,
+    /// Output folder name.
+    #[arg(long, default_value = "exp")]
+    pub name: String,
+    /// Reuse an existing output folder.
+    #[arg(long = "exist-ok")]
+    pub exist_ok: bool,
 }
 
 /// Flags of `yolo-lab val`, named as val.py's.

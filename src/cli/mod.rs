@@ -107,6 +107,30 @@ pub fn run() -> anyhow::Result<ExitCode> {
             v.run()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Detect(a) => {
+            let mut d = yolo_lab::detect::Detector::new(&a.weights)
+                .source(a.source.clone())
+                .imgsz(a.img)
+                .conf_thres(a.conf_thres)
+                .iou_thres(a.iou_thres)
+                .max_det(a.max_det)
+                .agnostic_nms(a.agnostic_nms)
+                .device(a.device.as_str())
+                .save_txt(a.save_txt)
+                .save_conf(a.save_conf)
+                .save_img(!a.nosave)
+                .project(a.project.clone())
+                .name(a.name.as_str())
+                .exist_ok(a.exist_ok);
+            if let Some(c) = &a.cfg {
+                d = d.cfg(c.as_str());
+            }
+            if let Some(c) = &a.classes {
+                d = d.classes(c.clone());
+            }
+            d.run()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Convert { ckpt, out } => {
             let yaml = yolo_lab::model::convert_checkpoint(&ckpt, &out)?;
             println!("{} -> {} and {}", ckpt.display(), out.display(), yaml.display());

@@ -26,7 +26,7 @@ pub fn imageops_decode(path: &Path) -> Result<Image> {
     imageops::decode(&read(path)?, path)
 }
 pub use loader::{Batch, Cache, EpochIter, ImageInfo, Item, Loader, LoaderConfig, collate};
-pub use preview::{batch_grid, class_colour, draw_box, save_batch_png};
+pub use preview::{annotate, batch_grid, class_colour, draw_box, draw_label, save_batch_png};
 pub use registry::Registry;
 pub use resample::Interp;
 pub use scan::{Issue, IssueKind, Label, Sample, Samples, ScanReport, label_path_for};

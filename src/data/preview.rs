@@ -48,6 +48,51 @@ pub fn draw_box(img: &mut Image, b: [f32; 4], colour: Rgb<u8>, thickness: u32) {
     }
 }
 
+/// Write `text` in white on a filled `colour` box whose lower-left corner is at (x, y) (above a detection box,
+/// as YOLOv5's `Annotator.box_label`), moved inside the image when it would leave it.
+pub fn draw_label(img: &mut Image, x: f32, y: f32, text: &str, colour: Rgb<u8>, size: f32) {
+    let mut right = 0i32;
+    crate::font::rasterise(text, size, |px, _, _| right = right.max(px));
+    let (tw, th) = (right + 4, size.ceil() as i32 + 4);
+    let (w, h) = (img.width() as i32, img.height() as i32);
+    let x0 = (x.round() as i32).clamp(0, (w - tw).max(0));
+    let y0 =
+        if y.round() as i32 - th >= 0 { y.round() as i32 - th } else { (y.round() as i32).clamp(0, (h - th).max(0)) };
+    for yy in y0..(y0 + th).min(h) {
+        for xx in x0..(x0 + tw).min(w) {
+            img.put_pixel(xx as u32, yy as u32, colour);
+        }
+    }
+    // the rasteriser's origin sits half a size above the baseline
+    let (ox, oy) = (x0 + 2, y0 + 2);
+    crate::font::rasterise(text, size, |px, py, a| {
+        let (xx, yy) = (ox + px, oy + py);
+        if (0..w).contains(&xx) && (0..h).contains(&yy) {
+            let p = img.get_pixel_mut(xx as u32, yy as u32);
+            for c in 0..3 {
+                p.0[c] = (p.0[c] as f32 * (1.0 - a) + 255.0 * a).round() as u8;
+            }
+        }
+    });
+}
+
+/// A copy of `img` with each detection's box and a `name conf` label (detect.py's annotated image).
+pub fn annotate(img: &Image, dets: &[crate::metrics::Detection], names: &[String], show_conf: bool) -> Image {
+    let mut out = img.clone();
+    let lw = ((img.width() + img.height()) as f32 / 2.0 * 0.003).round().max(2.0) as u32;
+    let size = (lw as f32 * 5.0).max(11.0);
+    for d in dets {
+        let colour = class_colour(d.class);
+        draw_box(&mut out, d.xyxy, colour, lw);
+    }
+    for d in dets {
+        let name = names.get(d.class).cloned().unwrap_or_else(|| d.class.to_string());
+        let text = if show_conf { format!("{name} {:.2}", d.conf) } else { name };
+        draw_label(&mut out, d.xyxy[0], d.xyxy[1], &text, class_colour(d.class), size);
+    }
+    out
+}
+
 /// Tile a batch into one picture (up to 16 images, 4 per row) with every target box drawn.
 pub fn batch_grid(batch: &Batch) -> Image {
     let size = batch.images.size();

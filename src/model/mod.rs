@@ -176,7 +176,7 @@ impl Yolo {
         });
         self.set_bn_momentum(BN_MOMENTUM);
         let stride: Vec<f64> = raw.iter().map(|r| STRIDE_PROBE_SIZE as f64 / r.size()[2] as f64).collect();
-        let det = self.detect_mut();
+        let det = self.head_mut();
         det.stride = stride.clone();
         tch::no_grad(|| {
             // check_anchor_order: anchor areas must grow with the stride
@@ -206,14 +206,14 @@ impl Yolo {
     }
 
     /// The detection head.
-    pub fn detect(&self) -> &Detect {
+    pub fn head(&self) -> &Detect {
         match &self.layers.last().expect("a model has layers").block {
             Block::Detect(d) => d,
             _ => unreachable!("ModelConfig checks that the last layer is Detect"),
         }
     }
 
-    fn detect_mut(&mut self) -> &mut Detect {
+    fn head_mut(&mut self) -> &mut Detect {
         match &mut self.layers.last_mut().expect("a model has layers").block {
             Block::Detect(d) => d,
             _ => unreachable!("ModelConfig checks that the last layer is Detect"),
@@ -222,12 +222,12 @@ impl Yolo {
 
     /// Classes.
     pub fn nc(&self) -> i64 {
-        self.detect().nc
+        self.head().nc
     }
 
     /// Strides of the detection levels (8, 16, 32).
     pub fn stride(&self) -> &[f64] {
-        &self.detect().stride
+        &self.head().stride
     }
 
     /// Largest stride (image sizes must be multiples of it, at least 32).
@@ -282,7 +282,7 @@ impl Yolo {
     pub fn predict(&self, xs: &Tensor) -> (Tensor, Vec<Tensor>) {
         tch::no_grad(|| {
             let raw = self.forward_t(xs, false);
-            (self.detect().decode(&raw), raw)
+            (self.head().decode(&raw), raw)
         })
     }
 

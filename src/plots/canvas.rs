@@ -6,40 +6,13 @@
 //! position (kerning, sub-pixel pen, bearing), keeping plotters' anchors, rotations and vertical metrics so
 //! layouts computed by plotters still fit.
 
-use ab_glyph::{Font, FontRef, ScaleFont, point};
+use crate::font::rasterise;
 use plotters::prelude::BitMapBackend;
 use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind};
-use std::sync::OnceLock;
 
 /// An RGB buffer to draw on (see the module docs).
 pub(crate) struct Canvas<'a>(pub BitMapBackend<'a>);
-
-fn font() -> &'static FontRef<'static> {
-    static FONT: OnceLock<FontRef<'static>> = OnceLock::new();
-    FONT.get_or_init(|| FontRef::try_from_slice(super::FONT).expect("the bundled DejaVu Sans parses"))
-}
-
-/// Coverage of every pixel of `text` at `size` px, relative to the text's origin; the baseline sits at
-/// `size / 2` below the origin, as plotters puts it.
-pub(crate) fn rasterise(text: &str, size: f32, mut put: impl FnMut(i32, i32, f32)) {
-    let f = font().as_scaled(size);
-    let mut pen = 0.0f32;
-    let mut prev = None;
-    for c in text.chars() {
-        let id = f.glyph_id(c);
-        if let Some(p) = prev {
-            pen += f.kern(p, id);
-        }
-        prev = Some(id);
-        if let Some(outline) = f.outline_glyph(id.with_scale_and_position(size, point(pen, size / 2.0))) {
-            let b = outline.px_bounds();
-            let (x0, y0) = (b.min.x as i32, b.min.y as i32);
-            outline.draw(|x, y, a| put(x0 + x as i32, y0 + y as i32, a));
-        }
-        pen += f.h_advance(id);
-    }
-}
 
 impl<'a> DrawingBackend for Canvas<'a> {
     type ErrorType = <BitMapBackend<'a> as DrawingBackend>::ErrorType;
@@ -139,37 +112,5 @@ impl<'a> DrawingBackend for Canvas<'a> {
             }
         });
         result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Leftmost inked column of each glyph of `text`, drawn as one string.
-    fn ink_columns(text: &str, size: f32) -> Vec<i32> {
-        let mut cols = Vec::new();
-        rasterise(text, size, |x, _, a| {
-            if a > 0.5 {
-                cols.push(x)
-            }
-        });
-        cols
-    }
-
-    #[test]
-    fn glyphs_keep_their_bearings() {
-        // DejaVu's 'j' reaches left of its pen position (negative left bearing); plotters' own text drawing
-        // starts every glyph's ink at the pen, which opens a gap before it. Here the ink of 'j' after 'H' must
-        // start at H's advance plus j's (negative) bearing, as a text engine places it.
-        let size = 40.0;
-        let f = font().as_scaled(size);
-        let h_adv = f.h_advance(f.glyph_id('H'));
-        let j_left = ink_columns("j", size).into_iter().min().unwrap();
-        assert!(j_left < 0, "j alone starts left of the pen ({j_left})");
-        let h_right = ink_columns("H", size).into_iter().max().unwrap();
-        let j_in_text = ink_columns("Hj", size).into_iter().filter(|&x| x > h_right).min().unwrap();
-        let expected = h_adv + j_left as f32;
-        assert!((j_in_text as f32 - expected).abs() <= 1.5, "j starts at {j_in_text}, expected about {expected}");
     }
 }

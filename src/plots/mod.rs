@@ -14,12 +14,11 @@ mod val;
 use canvas::Canvas;
 pub use val::{plot_confusion_matrix, plot_pr_curve};
 
-pub(crate) static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static FONT_ONCE: std::sync::Once = std::sync::Once::new();
 
 fn ensure_font() {
     FONT_ONCE.call_once(|| {
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, crate::font::FONT);
     });
 }
 
@@ -525,32 +524,10 @@ pub fn plot_schedule(hyp: &crate::hyp::Hyp, epochs: usize, batches_per_epoch: us
     lines(&format!("learning rate schedule ({} warmup iterations)", nw), "epoch", "value", &s)
 }
 
-/// Draw the detections of `model` above `conf` ([`crate::detect::detect`], letterboxed to `imgsz`) on the
-/// original images, with class names and confidences as captions.
-pub fn plot_detections(
-    model: &crate::model::Yolo,
-    images: &[std::path::PathBuf],
-    names: &[String],
-    imgsz: u32,
-    conf: f32,
-) -> Result<Figure> {
-    let mut out = Vec::new();
-    let mut captions = Vec::new();
-    let nms = crate::detect::display_nms(conf);
-    for p in images {
-        let img = crate::data::imageops_decode(p)?;
-        let dets = crate::detect::detect(model, &img, imgsz, &nms);
-        let mut drawn = img.clone();
-        for d in &dets {
-            crate::data::draw_box(&mut drawn, d.xyxy, crate::data::class_colour(d.class), 2);
-        }
-        let summary: Vec<String> = dets
-            .iter()
-            .take(4)
-            .map(|d| format!("{} {:.2}", names.get(d.class).cloned().unwrap_or_else(|| d.class.to_string()), d.conf))
-            .collect();
-        captions.push(if dets.is_empty() { "no detections".into() } else { summary.join(", ") });
-        out.push(drawn);
-    }
-    image_grid(&out, &captions, 4)
+/// A grid of annotated images ([`crate::detect::detect_files`], [`crate::detect::Detector`]): boxes with
+/// class names and confidences, each image captioned with what was found.
+pub fn plot_detections(found: &[crate::detect::ImageDetections]) -> Result<Figure> {
+    let images: Vec<crate::data::Image> = found.iter().map(|f| f.annotated()).collect();
+    let captions: Vec<String> = found.iter().map(|f| f.summary()).collect();
+    image_grid(&images, &captions, 4)
 }

@@ -145,7 +145,7 @@ pub fn kmean_anchors(
 /// Check the model's anchors against the labels and replace them when k-means finds better ones. Returns a
 /// one-line report.
 pub fn check_anchors(model: &Yolo, samples: &[Sample], anchor_t: f64, imgsz: i64, rng: &mut impl Rng) -> String {
-    let d = model.detect();
+    let d = model.head();
     let stride = d.stride.clone();
     let grid: Vec<f32> = Vec::try_from(d.anchors.to_device(tch::Device::Cpu).reshape(-1)).unwrap_or_default();
     let na = d.na as usize;

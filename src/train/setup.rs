@@ -286,7 +286,7 @@ impl<'a> Run<'a> {
                 model.config.source.display()
             ));
         }
-        let nl = model.detect().m.len();
+        let nl = model.head().m.len();
         let loss = ComputeLoss::new(
             &model,
             LossConfig { varifocal: t.varifocal, ..LossConfig::from_hyp(&hyp, nc, nl, imgsz, t.label_smoothing) },

@@ -68,7 +68,7 @@ pub fn validate_each(
         let t1 = Instant::now();
         let (decoded, raw) = tch::no_grad(|| {
             let raw = model.forward_t(&x, false);
-            (model.detect().decode(&raw), raw)
+            (model.head().decode(&raw), raw)
         });
         let t2 = Instant::now();
         if let Some(l) = loss {

@@ -4,6 +4,7 @@
 //! `state_dict` (`model.0.conv.weight`, `model.24.anchors`), so weights converted from YOLOv5 load one-to-one
 //! and freezing by module index means the same thing in both.
 
+mod blocks;
 mod check;
 mod detect;
 mod layers;
@@ -12,15 +13,19 @@ mod summary;
 mod weights;
 mod yaml;
 
+pub use blocks::Plain;
 pub use detect::Detect;
-pub use layers::{BN_EPS, BN_MOMENTUM, BatchNorm, Bottleneck, C3, Conv, GROUP_BIAS, GROUP_NORM, GROUP_WEIGHT, Sppf};
+pub use layers::{
+    Act, BN_EPS, BN_MOMENTUM, BatchNorm, Bottleneck, C3, C3Kind, Conv, Ctx, GROUP_BIAS, GROUP_NORM, GROUP_WEIGHT,
+    Module, Sequential, Shape, Sppf,
+};
 pub use pt::{Checkpoint, convert_checkpoint};
 pub use summary::{LayerRow, ModelSummary, thousands};
 pub use weights::{LoadReport, is_pt};
 pub use yaml::{LayerSpec, MODEL_CONFIGS, ModelConfig, ModuleSpec, make_divisible};
 
 use crate::error::Result;
-use tch::nn::{ModuleT, VarStore};
+use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 /// Side of the zero image YOLOv5 runs through a new model to measure the strides.
@@ -29,16 +34,8 @@ pub const STRIDE_PROBE_SIZE: i64 = 256;
 /// One block of the model.
 #[derive(Debug)]
 pub enum Block {
-    /// Conv + BN + SiLU.
-    Conv(Conv),
-    /// CSP bottleneck.
-    C3(C3),
-    /// Bottleneck.
-    Bottleneck(Bottleneck),
-    /// Fast spatial pyramid pooling.
-    Sppf(Sppf),
-    /// Nearest upsampling by a factor.
-    Upsample(f64),
+    /// A block with one input (Conv, C3, SPPF, ..., a repeated block as an nn.Sequential).
+    Module(Box<dyn Module>),
     /// Concatenation along a dimension.
     Concat(i64),
     /// Detection head.
@@ -57,30 +54,46 @@ pub struct Layer {
 }
 
 impl Layer {
-    /// Every Conv of this layer (for counting and initialisation).
-    pub fn convs(&self) -> Vec<&Conv> {
-        match &self.block {
-            Block::Conv(c) => vec![c],
-            Block::C3(c) => c.convs(),
-            Block::Bottleneck(b) => b.convs(),
-            Block::Sppf(s) => vec![&s.cv1, &s.cv2],
+    fn batch_norms_mut(&mut self) -> Vec<&mut BatchNorm> {
+        match &mut self.block {
+            Block::Module(m) => m.batch_norms_mut(),
             _ => vec![],
         }
     }
+}
 
-    fn batch_norms_mut(&mut self) -> Vec<&mut BatchNorm> {
-        let convs: Vec<&mut Conv> = match &mut self.block {
-            Block::Conv(c) => vec![c],
-            Block::C3(c) => {
-                let mut v = vec![&mut c.cv1, &mut c.cv2, &mut c.cv3];
-                v.extend(c.m.iter_mut().flat_map(|b| [&mut b.cv1, &mut b.cv2]));
-                v
+/// The block a layer spec describes, its variables under `p` (`model.{i}`; a block repeated n times is an
+/// nn.Sequential: `model.{i}.{j}`).
+fn build(p: &tch::nn::Path, spec: &LayerSpec, ctx: Ctx) -> Block {
+    let one = |p: &tch::nn::Path| -> Box<dyn Module> {
+        use ModuleSpec as M;
+        match &spec.module {
+            M::Conv { c1, c2, k, s, p: pad } => Box::new(Conv::new(p, *c1, *c2, *k, *s, *pad, ctx)),
+            M::DwConv { c1, c2, k, s } => Box::new(blocks::dw_conv(p, *c1, *c2, *k, *s, Some(ctx.act))),
+            M::GhostConv { c1, c2, k, s } => Box::new(blocks::GhostConv::new(p, *c1, *c2, *k, *s, Some(ctx.act))),
+            M::Focus { c1, c2, k, s, p: pad } => Box::new(blocks::Focus::new(p, *c1, *c2, *k, *s, *pad, ctx)),
+            M::CrossConv { c1, c2, k, s, shortcut } => {
+                Box::new(layers::CrossConv::new(p, *c1, *c2, *k, *s, *shortcut, ctx))
             }
-            Block::Bottleneck(b) => vec![&mut b.cv1, &mut b.cv2],
-            Block::Sppf(s) => vec![&mut s.cv1, &mut s.cv2],
-            _ => vec![],
-        };
-        convs.into_iter().map(|c| &mut c.bn).collect()
+            M::C3 { kind, c1, c2, n, shortcut } => Box::new(C3::new(p, kind, *c1, *c2, *n, *shortcut, ctx)),
+            M::BottleneckCsp { c1, c2, n, shortcut } => {
+                Box::new(blocks::BottleneckCsp::new(p, *c1, *c2, *n, *shortcut, ctx))
+            }
+            M::Bottleneck { c1, c2, shortcut } => Box::new(Bottleneck::new(p, *c1, *c2, *shortcut, 0.5, ctx)),
+            M::GhostBottleneck { c1, c2, k, s } => Box::new(blocks::GhostBottleneck::new(p, *c1, *c2, *k, *s, ctx)),
+            M::Spp { c1, c2, k } => Box::new(layers::Spp::new(p, *c1, *c2, k, ctx)),
+            M::Sppf { c1, c2, k } => Box::new(Sppf::new(p, *c1, *c2, *k, ctx)),
+            M::Plain(x) => Box::new(x.clone()),
+            M::Concat { .. } | M::Detect { .. } => unreachable!("built below"),
+        }
+    };
+    match &spec.module {
+        ModuleSpec::Concat { dim } => Block::Concat(*dim),
+        ModuleSpec::Detect { nc, anchors, ch } => Block::Detect(Detect::new(p, *nc, anchors, ch)),
+        _ if spec.repeats > 1 => {
+            Block::Module(Box::new(Sequential((0..spec.repeats).map(|j| one(&(p / j))).collect())))
+        }
+        _ => Block::Module(one(p)),
     }
 }
 
@@ -137,20 +150,13 @@ impl Yolo {
         let vs = VarStore::new(device);
         let root = vs.root() / "model";
         let mut layers = Vec::with_capacity(config.layers.len());
+        let ctx = Ctx { act: config.act };
         for spec in &config.layers {
-            let p = &root / spec.index;
-            let block = match &spec.module {
-                ModuleSpec::Conv { c1, c2, k, s, p: pad } => Block::Conv(Conv::new(&p, *c1, *c2, *k, *s, *pad)),
-                ModuleSpec::C3 { c1, c2, n, shortcut } => Block::C3(C3::new(&p, *c1, *c2, *n, *shortcut)),
-                ModuleSpec::Bottleneck { c1, c2, shortcut } => {
-                    Block::Bottleneck(Bottleneck::new(&p, *c1, *c2, *shortcut, 0.5))
-                }
-                ModuleSpec::Sppf { c1, c2, k } => Block::Sppf(Sppf::new(&p, *c1, *c2, *k)),
-                ModuleSpec::Upsample { scale } => Block::Upsample(*scale),
-                ModuleSpec::Concat { dim } => Block::Concat(*dim),
-                ModuleSpec::Detect { nc, anchors, ch } => Block::Detect(Detect::new(&p, *nc, anchors, ch)),
-            };
-            layers.push(Layer { index: spec.index, from: spec.from.clone(), block });
+            layers.push(Layer {
+                index: spec.index,
+                from: spec.from.clone(),
+                block: build(&(&root / spec.index), spec, ctx),
+            });
         }
         let mut save = vec![false; layers.len()];
         for l in &layers {
@@ -258,15 +264,7 @@ impl Yolo {
                 }
             };
             x = match &l.block {
-                Block::Conv(b) => b.forward_t(&input(l.from[0]), train),
-                Block::C3(b) => b.forward_t(&input(l.from[0]), train),
-                Block::Bottleneck(b) => b.forward_t(&input(l.from[0]), train),
-                Block::Sppf(b) => b.forward_t(&input(l.from[0]), train),
-                Block::Upsample(s) => {
-                    let x = input(l.from[0]);
-                    let (h, w) = (x.size()[2], x.size()[3]);
-                    x.upsample_nearest2d([(h as f64 * s) as i64, (w as f64 * s) as i64], Some(*s), Some(*s))
-                }
+                Block::Module(m) => m.forward_t(&input(l.from[0]), train),
                 Block::Concat(d) => Tensor::cat(&l.from.iter().map(|&f| input(f)).collect::<Vec<_>>(), *d),
                 Block::Detect(d) => return d.forward(&l.from.iter().map(|&f| input(f)).collect::<Vec<_>>()),
             };

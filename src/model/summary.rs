@@ -1,6 +1,6 @@
 //! Model summaries as YOLOv5 prints them (`model_info`, `parse_model`'s table): layers, parameters, GFLOPs.
 
-use super::{Block, Yolo};
+use super::{Block, Shape, Yolo};
 use std::fmt;
 
 /// One row of the per-module table.
@@ -60,45 +60,57 @@ pub fn thousands(n: i64) -> String {
 }
 
 impl Yolo {
-    /// Multiply-accumulates of one forward at `imgsz`×`imgsz`, counted as thop counts them (convolutions and
-    /// affine BatchNorm; activations, pooling, upsampling and concatenation free; conv biases not counted).
+    /// Multiply-accumulates of one `imgsz` × `imgsz` image as thop counts them (convolutions with their
+    /// BatchNorm, linear layers; pooling, upsampling and activations are free).
     pub fn macs(&self, imgsz: i64) -> f64 {
-        let mut sizes: Vec<i64> = Vec::with_capacity(self.layers.len());
+        let mut shapes: Vec<Shape> = Vec::with_capacity(self.layers.len());
         let mut total = 0.0;
         for l in &self.layers {
-            let src = |f: i64| -> i64 {
+            let src = |f: i64| -> Shape {
                 if l.index == 0 {
-                    imgsz
+                    (3, imgsz, imgsz)
                 } else if f < 0 {
-                    sizes[(l.index as i64 + f) as usize]
+                    shapes[(l.index as i64 + f) as usize]
                 } else {
-                    sizes[f as usize]
+                    shapes[f as usize]
                 }
             };
-            let n_in = src(l.from[0]);
-            let n_out = match &l.block {
-                Block::Conv(c) => {
-                    let o = c.out_size(n_in);
-                    total += c.macs(o * o);
-                    o
+            let out = match &l.block {
+                Block::Module(m) => {
+                    let (c, y) = m.cost(src(l.from[0]));
+                    total += c;
+                    y
                 }
-                Block::C3(_) | Block::Bottleneck(_) | Block::Sppf(_) => {
-                    total += l.convs().iter().map(|c| c.macs(n_in * n_in)).sum::<f64>();
-                    n_in
+                Block::Concat(_) => {
+                    let parts: Vec<Shape> = l.from.iter().map(|&f| src(f)).collect();
+                    (parts.iter().map(|p| p.0).sum(), parts[0].1, parts[0].2)
                 }
-                Block::Upsample(s) => (n_in as f64 * s) as i64,
-                Block::Concat(_) => n_in,
                 Block::Detect(d) => {
                     for (f, (w, _)) in l.from.iter().zip(&d.m) {
-                        let n = src(*f);
-                        total += (n * n) as f64 * w.numel() as f64;
+                        let (_, h, w_) = src(*f);
+                        total += (h * w_) as f64 * w.numel() as f64;
                     }
-                    0
+                    (0, 0, 0)
                 }
             };
-            sizes.push(n_out);
+            shapes.push(out);
         }
         total
+    }
+
+    /// Leaf nn.Modules as `model.named_modules()` lists them (YOLOv5's layer count): each block's, the
+    /// Detect convs, and the default activation once (all Convs share one module object).
+    pub fn leaf_modules(&self) -> usize {
+        let blocks: usize = self
+            .layers
+            .iter()
+            .map(|l| match &l.block {
+                Block::Module(m) => m.leaves(),
+                Block::Concat(_) => 1,
+                Block::Detect(d) => d.m.len(),
+            })
+            .sum();
+        blocks + 1
     }
 
     /// The summary at an image size (YOLOv5 reports 640).
@@ -119,26 +131,15 @@ impl Yolo {
                 index: s.index,
                 from: s.from.clone(),
                 n: match s.module {
-                    super::ModuleSpec::C3 { n, .. } => n,
+                    super::ModuleSpec::C3 { n, .. } | super::ModuleSpec::BottleneckCsp { n, .. } => n,
                     _ => s.repeats,
                 },
                 params: params_of(s.index),
-                module: s.module.type_name().into(),
+                module: s.module.type_name(),
                 arguments: arguments(&s.module),
             })
             .collect();
-        let convs: usize = self.layers.iter().map(|l| l.convs().len()).sum();
-        let others: usize = self
-            .layers
-            .iter()
-            .map(|l| match &l.block {
-                Block::Sppf(_) | Block::Upsample(_) | Block::Concat(_) => 1,
-                Block::Detect(d) => d.m.len(),
-                _ => 0,
-            })
-            .sum();
-        // Each Conv is a Conv2d and a BatchNorm2d; all Convs share one SiLU module object in YOLOv5.
-        let layers = 2 * convs + usize::from(convs > 0) + others;
+        let layers = self.leaf_modules();
         let parameters = self.parameters();
         let gradients =
             vars.iter().filter(|(k, v)| !super::is_buffer(k) && v.requires_grad()).map(|(_, v)| v.numel() as i64).sum();
@@ -156,24 +157,34 @@ impl Yolo {
 
 fn arguments(m: &super::ModuleSpec) -> String {
     use super::ModuleSpec::*;
+    use super::blocks::Plain;
+    let py = |b: bool| if b { "True" } else { "False" };
     match m {
-        Conv { c1, c2, k, s, p } => {
+        Conv { c1, c2, k, s, p } | Focus { c1, c2, k, s, p } => {
             if *p == k / 2 {
                 format!("[{c1}, {c2}, {k}, {s}]")
             } else {
                 format!("[{c1}, {c2}, {k}, {s}, {p}]")
             }
         }
-        C3 { c1, c2, n, shortcut } => {
+        DwConv { c1, c2, k, s } | GhostConv { c1, c2, k, s } | GhostBottleneck { c1, c2, k, s } => {
+            format!("[{c1}, {c2}, {k}, {s}]")
+        }
+        CrossConv { c1, c2, k, s, shortcut } => format!("[{c1}, {c2}, {k}, {s}, 1, 1.0, {}]", py(*shortcut)),
+        C3 { c1, c2, n, shortcut, .. } | BottleneckCsp { c1, c2, n, shortcut } => {
             if *shortcut {
                 format!("[{c1}, {c2}, {n}]")
             } else {
                 format!("[{c1}, {c2}, {n}, False]")
             }
         }
-        Bottleneck { c1, c2, shortcut } => format!("[{c1}, {c2}, {}]", if *shortcut { "True" } else { "False" }),
+        Bottleneck { c1, c2, shortcut } => format!("[{c1}, {c2}, {}]", py(*shortcut)),
+        Spp { c1, c2, k } => format!("[{c1}, {c2}, {k:?}]"),
         Sppf { c1, c2, k } => format!("[{c1}, {c2}, {k}]"),
-        Upsample { scale } => format!("[None, {scale}, 'nearest']"),
+        Plain(Plain::Upsample(scale)) => format!("[None, {scale}, 'nearest']"),
+        Plain(Plain::MaxPool { k, s, p }) => format!("[{k}, {s}, {p}]"),
+        Plain(Plain::ZeroPad(p)) => format!("[{p:?}]"),
+        Plain(Plain::Contract(g)) | Plain(Plain::Expand(g)) => format!("[{g}]"),
         Concat { dim } => format!("[{dim}]"),
         Detect { nc, anchors, ch } => {
             let a: Vec<String> = anchors

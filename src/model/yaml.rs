@@ -1,6 +1,8 @@
 //! YOLOv5 model yamls (`models/yolov5*.yaml`) and the rules of `parse_model` (models/yolo.py) that turn them
 //! into layer specifications: depth and width multiples, channel bookkeeping, argument insertion.
 
+use super::blocks::Plain;
+use super::layers::{Act, C3Kind};
 use crate::error::{Error, IoContext, Result};
 use serde_yaml::Value;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,32 @@ pub const MODEL_CONFIGS: [(&str, &str); 5] = [
     ("yolov5m", include_str!("../../models/yolov5m.yaml")),
     ("yolov5l", include_str!("../../models/yolov5l.yaml")),
     ("yolov5x", include_str!("../../models/yolov5x.yaml")),
+];
+
+/// The module names a model yaml may use.
+pub const SUPPORTED_MODULES: [&str; 22] = [
+    "Conv",
+    "DWConv",
+    "GhostConv",
+    "Focus",
+    "CrossConv",
+    "C3",
+    "C3x",
+    "C3TR",
+    "C3SPP",
+    "C3Ghost",
+    "BottleneckCSP",
+    "Bottleneck",
+    "GhostBottleneck",
+    "SPP",
+    "SPPF",
+    "nn.MaxPool2d",
+    "nn.ZeroPad2d",
+    "nn.Upsample",
+    "Contract",
+    "Expand",
+    "Concat",
+    "Detect",
 ];
 
 /// Channels are rounded up to a multiple of this (`make_divisible(c, 8)`; yaml key `channel_multiple`).
@@ -40,7 +68,7 @@ pub struct LayerSpec {
 /// A module with its resolved arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModuleSpec {
-    /// Conv2d (no bias) + BatchNorm + SiLU.
+    /// Conv2d (no bias) + BatchNorm + the model's activation.
     Conv {
         /// Input channels.
         c1: i64,
@@ -53,8 +81,69 @@ pub enum ModuleSpec {
         /// Padding (`k / 2` when not given).
         p: i64,
     },
-    /// CSP bottleneck with 3 convolutions and `n` bottlenecks.
+    /// Depthwise conv: groups = gcd(c1, c2).
+    DwConv {
+        /// Input channels.
+        c1: i64,
+        /// Output channels.
+        c2: i64,
+        /// Kernel size.
+        k: i64,
+        /// Stride.
+        s: i64,
+    },
+    /// Ghost conv: half the channels from a conv, half from a depthwise 5×5 of them.
+    GhostConv {
+        /// Input channels.
+        c1: i64,
+        /// Output channels.
+        c2: i64,
+        /// Kernel size.
+        k: i64,
+        /// Stride.
+        s: i64,
+    },
+    /// Space to depth, then a conv (the v5.0 stem).
+    Focus {
+        /// Input channels.
+        c1: i64,
+        /// Output channels.
+        c2: i64,
+        /// Kernel size.
+        k: i64,
+        /// Stride.
+        s: i64,
+        /// Padding.
+        p: i64,
+    },
+    /// A 1×k and a k×1 conv.
+    CrossConv {
+        /// Input channels.
+        c1: i64,
+        /// Output channels.
+        c2: i64,
+        /// Kernel size.
+        k: i64,
+        /// Stride.
+        s: i64,
+        /// Residual connection (only used when c1 == c2).
+        shortcut: bool,
+    },
+    /// CSP bottleneck with 3 convolutions around `n` inner blocks (C3, C3x, C3TR, C3SPP, C3Ghost).
     C3 {
+        /// Which inner blocks.
+        kind: C3Kind,
+        /// Input channels.
+        c1: i64,
+        /// Output channels.
+        c2: i64,
+        /// Inner blocks (transformer layers for C3TR).
+        n: usize,
+        /// Residual connections inside the bottlenecks.
+        shortcut: bool,
+    },
+    /// The v3.0 CSP bottleneck (`BottleneckCSP`).
+    BottleneckCsp {
         /// Input channels.
         c1: i64,
         /// Output channels.
@@ -73,6 +162,26 @@ pub enum ModuleSpec {
         /// Residual connection (only used when c1 == c2).
         shortcut: bool,
     },
+    /// Ghost bottleneck.
+    GhostBottleneck {
+        /// Input channels.
+        c1: i64,
+        /// Output channels.
+        c2: i64,
+        /// Depthwise kernel.
+        k: i64,
+        /// Stride (1 or 2).
+        s: i64,
+    },
+    /// Spatial pyramid pooling: parallel max-pools.
+    Spp {
+        /// Input channels.
+        c1: i64,
+        /// Output channels.
+        c2: i64,
+        /// Pool kernels.
+        k: Vec<i64>,
+    },
     /// Spatial pyramid pooling, fast: three chained max-pools.
     Sppf {
         /// Input channels.
@@ -82,11 +191,8 @@ pub enum ModuleSpec {
         /// Pool kernel.
         k: i64,
     },
-    /// Nearest-neighbour upsampling.
-    Upsample {
-        /// Scale factor.
-        scale: f64,
-    },
+    /// A layer without parameters (max-pool, zero padding, upsampling, Contract, Expand).
+    Plain(Plain),
     /// Concatenation along a dimension.
     Concat {
         /// Dimension (1 = channels).
@@ -105,15 +211,46 @@ pub enum ModuleSpec {
 
 impl ModuleSpec {
     /// YOLOv5's class name of the module (for summaries).
-    pub fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> String {
+        let common = |n: &str| format!("models.common.{n}");
         match self {
-            ModuleSpec::Conv { .. } => "models.common.Conv",
-            ModuleSpec::C3 { .. } => "models.common.C3",
-            ModuleSpec::Bottleneck { .. } => "models.common.Bottleneck",
-            ModuleSpec::Sppf { .. } => "models.common.SPPF",
-            ModuleSpec::Upsample { .. } => "torch.nn.modules.upsampling.Upsample",
-            ModuleSpec::Concat { .. } => "models.common.Concat",
-            ModuleSpec::Detect { .. } => "models.yolo.Detect",
+            ModuleSpec::Conv { .. } => common("Conv"),
+            ModuleSpec::DwConv { .. } => common("DWConv"),
+            ModuleSpec::GhostConv { .. } => common("GhostConv"),
+            ModuleSpec::Focus { .. } => common("Focus"),
+            ModuleSpec::CrossConv { .. } => common("CrossConv"),
+            ModuleSpec::C3 { kind, .. } => common(kind.name()),
+            ModuleSpec::BottleneckCsp { .. } => common("BottleneckCSP"),
+            ModuleSpec::Bottleneck { .. } => common("Bottleneck"),
+            ModuleSpec::GhostBottleneck { .. } => common("GhostBottleneck"),
+            ModuleSpec::Spp { .. } => common("SPP"),
+            ModuleSpec::Sppf { .. } => common("SPPF"),
+            ModuleSpec::Plain(Plain::MaxPool { .. }) => "torch.nn.modules.pooling.MaxPool2d".into(),
+            ModuleSpec::Plain(Plain::ZeroPad(_)) => "torch.nn.modules.padding.ZeroPad2d".into(),
+            ModuleSpec::Plain(Plain::Upsample(_)) => "torch.nn.modules.upsampling.Upsample".into(),
+            ModuleSpec::Plain(Plain::Contract(_)) => common("Contract"),
+            ModuleSpec::Plain(Plain::Expand(_)) => common("Expand"),
+            ModuleSpec::Concat { .. } => common("Concat"),
+            ModuleSpec::Detect { .. } => "models.yolo.Detect".into(),
+        }
+    }
+
+    /// Output channels of a module with parameters (None for the others).
+    fn c2(&self) -> Option<i64> {
+        use ModuleSpec::*;
+        match self {
+            Conv { c2, .. }
+            | DwConv { c2, .. }
+            | GhostConv { c2, .. }
+            | Focus { c2, .. }
+            | CrossConv { c2, .. }
+            | C3 { c2, .. }
+            | BottleneckCsp { c2, .. }
+            | Bottleneck { c2, .. }
+            | GhostBottleneck { c2, .. }
+            | Spp { c2, .. }
+            | Sppf { c2, .. } => Some(*c2),
+            _ => None,
         }
     }
 }
@@ -135,6 +272,8 @@ pub struct ModelConfig {
     pub layers: Vec<LayerSpec>,
     /// Whether the anchors are placeholders (`anchors: N`) that only AutoAnchor turns into real ones.
     pub placeholder_anchors: bool,
+    /// The default activation of every Conv (the yaml's `activation:`, SiLU when absent).
+    pub act: Act,
 }
 
 impl ModelConfig {
@@ -187,11 +326,15 @@ impl ModelConfig {
             }
         }
         let divisor = doc.get("channel_multiple").and_then(Value::as_i64).unwrap_or(CHANNEL_DIVISOR);
-        if let Some(act) = doc.get("activation")
-            && !matches!(act.as_str(), Some("nn.SiLU()") | Some("nn.SiLU"))
-        {
-            return Err(bad(format!("activation {act:?} is not supported (only nn.SiLU)")));
-        }
+        let act = match doc.get("activation") {
+            None | Some(Value::Null) => Act::Silu,
+            Some(v) => v.as_str().and_then(Act::parse).ok_or_else(|| {
+                bad(format!(
+                    "activation {v:?} is not supported (nn.SiLU(), nn.LeakyReLU(slope), nn.ReLU(), nn.Hardswish(), \
+                     nn.Sigmoid(), nn.Identity())"
+                ))
+            })?,
+        };
         let yaml_anchors = parse_anchors(doc.get("anchors"), anchors).map_err(bad)?;
         let na = yaml_anchors.per_level() as i64;
         let no = na * (nc + 5);
@@ -256,23 +399,91 @@ impl ModelConfig {
             let arg_b = |k: usize, default: bool| args.get(k).and_then(Value::as_bool).unwrap_or(default);
             let c1 = input(from[0]);
             let scaled = |c: i64| if c != no { make_divisible(c as f64 * gw, divisor) } else { c };
+            let arg_f = |k: usize, default: f64| -> Result<f64> {
+                match args.get(k) {
+                    None | Some(Value::Null) => Ok(default),
+                    Some(Value::String(s)) if s == "None" => Ok(default),
+                    Some(v) => {
+                        v.as_f64().ok_or_else(|| here(format!("argument {k} of {module} must be a number, got {v:?}")))
+                    }
+                }
+            };
+            let ints = |k: usize, default: &[i64]| -> Result<Vec<i64>> {
+                match args.get(k) {
+                    None | Some(Value::Null) => Ok(default.to_vec()),
+                    Some(Value::Sequence(v)) => v
+                        .iter()
+                        .map(|x| x.as_i64().ok_or_else(|| here(format!("argument {k} of {module} must hold integers"))))
+                        .collect(),
+                    Some(v) => Err(here(format!("argument {k} of {module} must be a list of integers, got {v:?}"))),
+                }
+            };
+            let c2_arg = || -> Result<i64> { Ok(scaled(arg_i(0, 0)?)) };
+            // the modules whose repeats are built inside them (parse_model inserts n as their third argument)
+            let csp = |kind: C3Kind| -> Result<ModuleSpec> {
+                Ok(ModuleSpec::C3 { kind, c1, c2: c2_arg()?, n, shortcut: arg_b(1, true) })
+            };
             let spec = match module {
                 "Conv" => {
-                    let (c2, k) = (scaled(arg_i(0, 0)?), arg_i(1, 1)?);
+                    let (c2, k) = (c2_arg()?, arg_i(1, 1)?);
                     ModuleSpec::Conv { c1, c2, k, s: arg_i(2, 1)?, p: arg_i(3, k / 2)? }
                 }
-                "C3" => ModuleSpec::C3 { c1, c2: scaled(arg_i(0, 0)?), n, shortcut: arg_b(1, true) },
-                "Bottleneck" => ModuleSpec::Bottleneck { c1, c2: scaled(arg_i(0, 0)?), shortcut: arg_b(1, true) },
-                "SPPF" => ModuleSpec::Sppf { c1, c2: scaled(arg_i(0, 0)?), k: arg_i(1, 5)? },
+                "DWConv" => ModuleSpec::DwConv { c1, c2: c2_arg()?, k: arg_i(1, 1)?, s: arg_i(2, 1)? },
+                "GhostConv" => ModuleSpec::GhostConv { c1, c2: c2_arg()?, k: arg_i(1, 1)?, s: arg_i(2, 1)? },
+                "Focus" => {
+                    let (c2, k) = (c2_arg()?, arg_i(1, 1)?);
+                    ModuleSpec::Focus { c1, c2, k, s: arg_i(2, 1)?, p: arg_i(3, k / 2)? }
+                }
+                "CrossConv" => ModuleSpec::CrossConv {
+                    c1,
+                    c2: c2_arg()?,
+                    k: arg_i(1, 3)?,
+                    s: arg_i(2, 1)?,
+                    shortcut: arg_b(5, false),
+                },
+                "C3" => csp(C3Kind::C3)?,
+                "C3x" => csp(C3Kind::C3x)?,
+                "C3TR" => csp(C3Kind::C3Tr)?,
+                "C3Ghost" => csp(C3Kind::C3Ghost)?,
+                // parse_model does not insert n for C3SPP: its arguments are [c2, k, n, shortcut]
+                "C3SPP" => ModuleSpec::C3 {
+                    kind: C3Kind::C3Spp(ints(1, &[5, 9, 13])?),
+                    c1,
+                    c2: c2_arg()?,
+                    n: 1,
+                    shortcut: arg_b(3, true),
+                },
+                "BottleneckCSP" => ModuleSpec::BottleneckCsp { c1, c2: c2_arg()?, n, shortcut: arg_b(1, true) },
+                "Bottleneck" => ModuleSpec::Bottleneck { c1, c2: c2_arg()?, shortcut: arg_b(1, true) },
+                "GhostBottleneck" => {
+                    ModuleSpec::GhostBottleneck { c1, c2: c2_arg()?, k: arg_i(1, 3)?, s: arg_i(2, 1)? }
+                }
+                "SPP" => ModuleSpec::Spp { c1, c2: c2_arg()?, k: ints(1, &[5, 9, 13])? },
+                "SPPF" => ModuleSpec::Sppf { c1, c2: c2_arg()?, k: arg_i(1, 5)? },
+                "nn.MaxPool2d" => {
+                    let k = arg_i(0, 0)?;
+                    ModuleSpec::Plain(Plain::MaxPool { k, s: arg_i(1, k)?, p: arg_i(2, 0)? })
+                }
+                "nn.ZeroPad2d" => {
+                    let pad = match args.first() {
+                        Some(Value::Number(_)) => vec![arg_i(0, 0)?; 4],
+                        _ => ints(0, &[])?,
+                    };
+                    let pad: [i64; 4] =
+                        pad.try_into().map_err(|p| here(format!("ZeroPad2d takes 1 or 4 paddings, got {p:?}")))?;
+                    ModuleSpec::Plain(Plain::ZeroPad(pad))
+                }
                 "nn.Upsample" => {
-                    let scale = args.get(1).and_then(Value::as_f64).unwrap_or(2.0);
+                    let scale = arg_f(1, 2.0)?;
                     if let Some(mode) = args.get(2).and_then(Value::as_str)
                         && mode != "nearest"
                     {
                         return Err(here(format!("Upsample mode `{mode}` is not supported (only nearest)")));
                     }
-                    ModuleSpec::Upsample { scale }
+                    ModuleSpec::Plain(Plain::Upsample(scale))
                 }
+                "Contract" => ModuleSpec::Plain(Plain::Contract(arg_i(0, 2)?)),
+                "Expand" => ModuleSpec::Plain(Plain::Expand(arg_i(0, 2)?)),
                 "Concat" => ModuleSpec::Concat { dim: arg_i(0, 1)? },
                 "Detect" => ModuleSpec::Detect {
                     nc,
@@ -280,24 +491,28 @@ impl ModelConfig {
                     ch: from.iter().map(|&f| input(f)).collect(),
                 },
                 other => {
-                    return Err(here(format!(
-                        "module `{other}` is not supported (Conv, C3, Bottleneck, SPPF, nn.Upsample, Concat, Detect)"
-                    )));
+                    return Err(here(format!("module `{other}` is not supported ({})", SUPPORTED_MODULES.join(", "))));
                 }
             };
-            let repeats_inside = matches!(spec, ModuleSpec::C3 { .. });
-            if n > 1 && !repeats_inside {
+            let repeats_inside = matches!(spec, ModuleSpec::C3 { .. } | ModuleSpec::BottleneckCsp { .. });
+            if n > 1 && matches!(spec, ModuleSpec::Detect { .. } | ModuleSpec::Concat { .. }) {
                 return Err(here(format!("repeating {module} {n} times is not supported")));
             }
             let c2 = match &spec {
-                ModuleSpec::Conv { c2, .. }
-                | ModuleSpec::C3 { c2, .. }
-                | ModuleSpec::Bottleneck { c2, .. }
-                | ModuleSpec::Sppf { c2, .. } => *c2,
                 ModuleSpec::Concat { .. } => from.iter().map(|&f| input(f)).sum(),
-                ModuleSpec::Upsample { .. } => c1,
                 ModuleSpec::Detect { .. } => no,
+                ModuleSpec::Plain(Plain::Contract(g)) => c1 * g * g,
+                ModuleSpec::Plain(Plain::Expand(g)) if *g > 0 => c1 / (g * g),
+                ModuleSpec::Plain(_) => c1,
+                // GhostBottleneck keeps its input channels through its identity shortcut only when they agree
+                other => other.c2().unwrap_or(c1),
             };
+            if n > 1 && !repeats_inside && c1 != c2 {
+                return Err(here(format!(
+                    "{module} is repeated {n} times (an nn.Sequential) but maps {c1} channels to {c2}: each copy \
+                     would get the previous one's output"
+                )));
+            }
             ch.push(c2);
             layers.push(LayerSpec { index: i, from, repeats: if repeats_inside { 1 } else { n }, module: spec, c2 });
         }
@@ -317,6 +532,7 @@ impl ModelConfig {
             width_multiple: gw,
             layers,
             placeholder_anchors: matches!(yaml_anchors, Anchors::Count(_)),
+            act,
         })
     }
 }

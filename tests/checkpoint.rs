@@ -169,3 +169,23 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A mid-training checkpoint (model and EMA in float16, optimizer state; written by YOLOv5's own code,
+/// scripts/make_unstripped_checkpoint.py): the EMA is read, as YOLOv5's loader prefers it.
+#[test]
+fn an_unstripped_checkpoint_gives_its_ema() {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let ck = Checkpoint::read(d.join("unstripped-tiny.pt")).unwrap();
+    assert_eq!(ck.source, "ema");
+    assert_eq!((ck.epoch, ck.updates, ck.has_optimizer, ck.nc), (Some(2), Some(10003), true, 2));
+    assert_eq!(ck.best_fitness, Some(0.25));
+    let want: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(d.join("unstripped-tiny.safetensors")).unwrap().into_iter().collect();
+    assert_eq!(ck.state_dict.len(), want.len());
+    for (name, t) in &ck.state_dict {
+        assert!(t.equal(&want[name]), "{name}: not the EMA's tensor");
+    }
+    // its yaml (a dict in the pickle) builds the model the weights fit
+    let m = Yolo::from_checkpoint(&ck, Device::Cpu).unwrap();
+    assert_eq!((m.nc(), m.stride()), (2, &[8.0][..]));
+}

@@ -221,3 +221,58 @@ fn safetensors_readers_never_panic() {
         assert!(r.is_ok(), "panicked on a mutated checkpoint ({} bytes)", bytes.len());
     }
 }
+
+/// YOLOv5 `.pt` checkpoints (issue 13.3): a mutated pickle inside an intact zip, and mutated zip bytes, read
+/// as a checkpoint and loaded as a model, return errors naming the file.
+#[test]
+fn pt_checkpoints_never_panic() {
+    use std::io::{Read, Write};
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/unstripped-tiny.pt");
+    let whole = std::fs::read(&src).unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(whole.clone())).unwrap();
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let mut b = Vec::new();
+        f.read_to_end(&mut b).unwrap();
+        entries.push((f.name().to_string(), b));
+    }
+    let pkl = entries.iter().position(|(n, _)| n.ends_with("data.pkl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("fuzz.pt");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    let (mut read_ok, n) = (0, cases(300));
+    for case in 0..n {
+        let bytes = if case % 4 == 0 {
+            mutate_bytes(&mut rng, &whole)
+        } else {
+            let mut e = entries.clone();
+            e[pkl].1 = mutate_bytes(&mut rng, &entries[pkl].1);
+            let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+            for (name, b) in &e {
+                w.start_file(name.as_str(), opts).unwrap();
+                w.write_all(b).unwrap();
+            }
+            w.finish().unwrap().into_inner()
+        };
+        std::fs::write(&p, &bytes).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match yolo_lab::model::Checkpoint::read(&p) {
+                Err(e) => assert!(e.to_string().contains("fuzz.pt"), "{e}"),
+                Ok(ck) => {
+                    if let Err(e) = yolo_lab::model::Yolo::from_checkpoint(&ck, tch::Device::Cpu) {
+                        assert!(e.to_string().contains("fuzz.pt"), "{e}");
+                    }
+                    return true;
+                }
+            }
+            false
+        }));
+        match r {
+            Ok(ok) => read_ok += usize::from(ok),
+            Err(_) => panic!("panicked on mutation {case} of the checkpoint ({} bytes)", bytes.len()),
+        }
+    }
+    assert!(read_ok < n, "some mutations are refused");
+}

@@ -153,6 +153,9 @@ enum Node {
 
 /// How deep [`load`] follows nested values before calling the pickle malformed (a reference cycle).
 const MAX_DEPTH: usize = 512;
+/// How many values the tree may hold: shared references are copied out, so a pickle that nests them can
+/// describe more values than memory holds (a YOLOv5x checkpoint has about a million).
+const MAX_VALUES: usize = 20_000_000;
 
 struct Machine<'a> {
     data: &'a [u8],
@@ -161,11 +164,27 @@ struct Machine<'a> {
     stack: Vec<usize>,
     marks: Vec<usize>,
     memo: HashMap<u32, usize>,
+    produced: std::cell::Cell<usize>,
+    max_values: usize,
 }
 
 /// Run the pickle in `data` and return the value it builds. Errors say which opcode at which byte failed.
 pub fn load(data: &[u8]) -> Result<Value, String> {
-    let mut m = Machine { data, pos: 0, arena: Vec::new(), stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() };
+    load_bounded(data, MAX_VALUES)
+}
+
+/// [`load`] with a bound on the values the tree may hold.
+fn load_bounded(data: &[u8], max_values: usize) -> Result<Value, String> {
+    let mut m = Machine {
+        data,
+        pos: 0,
+        arena: Vec::new(),
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        produced: std::cell::Cell::new(0),
+        max_values,
+    };
     let top = m.run()?;
     m.tree(top, 0)
 }
@@ -574,6 +593,10 @@ impl Machine<'_> {
         if depth > MAX_DEPTH {
             return Err(format!("values nest deeper than {MAX_DEPTH} levels (a reference cycle?)"));
         }
+        self.produced.set(self.produced.get() + 1);
+        if self.produced.get() > self.max_values {
+            return Err(format!("the pickle's shared references expand to more than {} values", self.max_values));
+        }
         let sub = |j: usize| self.tree(j, depth + 1);
         Ok(match &self.arena[i] {
             Node::Leaf(v) => v.clone(),
@@ -641,6 +664,18 @@ mod tests {
             items[2],
             Value::PersId(Box::new(Value::Tuple(vec![Value::Str("storage".into()), Value::Str("0".into())])))
         );
+    }
+
+    #[test]
+    fn references_that_expand_without_bound_are_refused() {
+        // l0 = []; l(k+1) = [lk, lk]: 40 levels describe 2^40 values in 200 bytes
+        let mut p = b"\x80\x02]q\x00".to_vec();
+        for k in 0..40u8 {
+            p.extend_from_slice(&[b'(', b'h', k, b'h', k, b'l', b'q', k + 1]);
+        }
+        p.push(b'.');
+        let e = load_bounded(&p, 100_000).unwrap_err();
+        assert!(e.contains("expand to more than 100000 values"), "{e}");
     }
 
     #[test]

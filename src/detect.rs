@@ -222,8 +222,16 @@ pub struct Detector {
     pub source: PathBuf,
     /// Inference size. Default 640.
     pub imgsz: u32,
-    /// NMS settings: conf 0.25, IoU 0.45, at most 1000 per image, one class per box (detect.py's).
-    pub nms: NmsConfig,
+    /// Confidence threshold. Default 0.25.
+    pub conf_thres: f32,
+    /// NMS IoU threshold. Default 0.45.
+    pub iou_thres: f32,
+    /// Detections kept per image. Default 1000.
+    pub max_det: usize,
+    /// Keep only these classes (all when None).
+    pub classes: Option<Vec<usize>>,
+    /// Class-agnostic NMS.
+    pub agnostic_nms: bool,
     /// Device: empty for automatic, `cpu`, or a CUDA index.
     pub device: String,
     /// Write `labels/{stem}.txt`.
@@ -251,7 +259,54 @@ pub struct DetectRun {
     pub images: Vec<ImageDetections>,
 }
 
+crate::setters! { Detector;
+    /// An image, a folder or a glob.
+    source: impl Into<PathBuf> => |v| v.into();
+    /// Model config for weights that do not carry one.
+    cfg: impl Into<String> => |v| Some(v.into());
+    /// Inference size.
+    imgsz: u32 => |v| v;
+    /// Confidence threshold.
+    conf_thres: f32 => |v| v;
+    /// NMS IoU threshold.
+    iou_thres: f32 => |v| v;
+    /// Detections kept per image.
+    max_det: usize => |v| v;
+    /// Keep only these classes.
+    classes: Vec<usize> => |v| Some(v);
+    /// Class-agnostic NMS.
+    agnostic_nms: bool => |v| v;
+    /// Device.
+    device: impl Into<String> => |v| v.into();
+    /// Write labels as text.
+    save_txt: bool => |v| v;
+    /// Confidences in the text labels.
+    save_conf: bool => |v| v;
+    /// Write annotated images.
+    save_img: bool => |v| v;
+    /// Parent of the output folder.
+    project: impl Into<PathBuf> => |v| v.into();
+    /// Output folder name.
+    name: impl Into<String> => |v| v.into();
+    /// Reuse an existing output folder.
+    exist_ok: bool => |v| v;
+    /// Where output goes.
+    reporter: Reporter => |v| v;
+}
+
 impl Detector {
+    /// The NMS settings: one class per box, as detect.py.
+    pub fn nms(&self) -> NmsConfig {
+        NmsConfig {
+            conf_thres: self.conf_thres,
+            iou_thres: self.iou_thres,
+            max_det: self.max_det,
+            multi_label: false,
+            agnostic: self.agnostic_nms,
+            classes: self.classes.clone(),
+        }
+    }
+
     /// Detect with `weights` and detect.py's defaults.
     pub fn new(weights: impl Into<PathBuf>) -> Self {
         Detector {
@@ -259,14 +314,11 @@ impl Detector {
             cfg: None,
             source: PathBuf::from("data/images"),
             imgsz: 640,
-            nms: NmsConfig {
-                conf_thres: 0.25,
-                iou_thres: 0.45,
-                max_det: 1000,
-                multi_label: false,
-                agnostic: false,
-                classes: None,
-            },
+            conf_thres: 0.25,
+            iou_thres: 0.45,
+            max_det: 1000,
+            classes: None,
+            agnostic_nms: false,
             device: String::new(),
             save_txt: false,
             save_conf: false,
@@ -278,110 +330,10 @@ impl Detector {
         }
     }
 
-    /// An image, a folder or a glob.
-    pub fn source(mut self, s: impl Into<PathBuf>) -> Self {
-        self.source = s.into();
-        self
-    }
-
-    /// Model config for weights that do not carry one.
-    pub fn cfg(mut self, c: impl Into<String>) -> Self {
-        self.cfg = Some(c.into());
-        self
-    }
-
-    /// Inference size.
-    pub fn imgsz(mut self, s: u32) -> Self {
-        self.imgsz = s;
-        self
-    }
-
-    /// Confidence threshold.
-    pub fn conf_thres(mut self, c: f32) -> Self {
-        self.nms.conf_thres = c;
-        self
-    }
-
-    /// NMS IoU threshold.
-    pub fn iou_thres(mut self, i: f32) -> Self {
-        self.nms.iou_thres = i;
-        self
-    }
-
-    /// Detections kept per image.
-    pub fn max_det(mut self, n: usize) -> Self {
-        self.nms.max_det = n;
-        self
-    }
-
-    /// Keep only these classes.
-    pub fn classes(mut self, c: Vec<usize>) -> Self {
-        self.nms.classes = Some(c);
-        self
-    }
-
-    /// Class-agnostic NMS.
-    pub fn agnostic_nms(mut self, on: bool) -> Self {
-        self.nms.agnostic = on;
-        self
-    }
-
-    /// Device.
-    pub fn device(mut self, d: impl Into<String>) -> Self {
-        self.device = d.into();
-        self
-    }
-
-    /// Write labels as text.
-    pub fn save_txt(mut self, on: bool) -> Self {
-        self.save_txt = on;
-        self
-    }
-
-    /// Confidences in the text labels.
-    pub fn save_conf(mut self, on: bool) -> Self {
-        self.save_conf = on;
-        self
-    }
-
-    /// Write annotated images.
-    pub fn save_img(mut self, on: bool) -> Self {
-        self.save_img = on;
-        self
-    }
-
-    /// Output folder `project/name`.
-    pub fn project(mut self, p: impl Into<PathBuf>) -> Self {
-        self.project = p.into();
-        self
-    }
-
-    /// Output folder name.
-    pub fn name(mut self, n: impl Into<String>) -> Self {
-        self.name = n.into();
-        self
-    }
-
-    /// Reuse an existing output folder.
-    pub fn exist_ok(mut self, on: bool) -> Self {
-        self.exist_ok = on;
-        self
-    }
-
-    /// Where output goes.
-    pub fn reporter(mut self, r: Reporter) -> Self {
-        self.reporter = r;
-        self
-    }
-
     /// Load the model, detect on every source image, write what was asked for.
     pub fn run(&self) -> Result<DetectRun> {
-        if !(0.0..=1.0).contains(&self.nms.conf_thres) || !(0.0..=1.0).contains(&self.nms.iou_thres) {
-            return Err(Error::Config {
-                name: "thresholds",
-                message: format!("conf {} and IoU {} must lie in [0, 1]", self.nms.conf_thres, self.nms.iou_thres),
-            });
-        }
+        check_thresholds(self.conf_thres, self.iou_thres)?;
+        let nms = self.nms();
         let r = &self.reporter;
         let device = crate::train::parse_device(&self.device)?;
         let paths = image_sources(&self.source)?;
@@ -405,7 +357,7 @@ impl Detector {
                     continue;
                 }
             };
-            let detections = pre.model.detect(&image, imgsz, &self.nms);
+            let detections = pre.model.detect(&image, imgsz, &nms);
             let found = ImageDetections { path: p.clone(), image, detections, names: pre.names.clone() };
             let file = p.file_name().map(PathBuf::from).unwrap_or_default();
             if self.save_img {
@@ -428,6 +380,17 @@ impl Detector {
         r.summary(&format!("Results saved to {}", dir.display()));
         Ok(DetectRun { dir, images })
     }
+}
+
+/// Confidence and IoU thresholds must lie in [0, 1].
+pub(crate) fn check_thresholds(conf: f32, iou: f32) -> Result<()> {
+    if !(0.0..=1.0).contains(&conf) || !(0.0..=1.0).contains(&iou) {
+        return Err(Error::Config {
+            name: "thresholds",
+            message: format!("conf {conf} and IoU {iou} must lie in [0, 1]"),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

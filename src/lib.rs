@@ -60,6 +60,14 @@
 /// Each setter also records its field's name in the set `self.given`, so that a resume can tell the settings a
 /// caller asked for from the defaults.
 macro_rules! setters {
+    ($ty:ty; $($(#[$doc:meta])* $name:ident: $t:ty => |$v:ident| $e:expr;)*) => {
+        impl $ty {
+            $($(#[$doc])* pub fn $name(mut self, $v: $t) -> Self {
+                self.$name = $e;
+                self
+            })*
+        }
+    };
     ($ty:ty, $given:ident; $($(#[$doc:meta])* $name:ident: $t:ty => |$v:ident| $e:expr;)*) => {
         impl $ty {
             $($(#[$doc])* pub fn $name(mut self, $v: $t) -> Self {

@@ -60,6 +60,41 @@ pub struct Validator {
     pub reporter: Reporter,
 }
 
+crate::setters! { Validator;
+    /// Data set: registry name or data yaml path.
+    data: impl Into<DataSource> => |v| v.into();
+    /// Model config for weights that do not carry one.
+    cfg: impl Into<String> => |v| Some(v.into());
+    /// Image size.
+    imgsz: u32 => |v| v;
+    /// Batch size.
+    batch: usize => |v| v;
+    /// Confidence threshold.
+    conf_thres: f32 => |v| v;
+    /// NMS IoU threshold.
+    iou_thres: f32 => |v| v;
+    /// Detections kept per image.
+    max_det: usize => |v| v;
+    /// Split to evaluate.
+    task: Split => |v| v;
+    /// Device.
+    device: impl Into<String> => |v| v.into();
+    /// Write labels as text.
+    save_txt: bool => |v| v;
+    /// Write COCO JSON predictions.
+    save_json: bool => |v| v;
+    /// Draw the confusion matrix and PR curve.
+    plots: bool => |v| v;
+    /// Parent of the output folder.
+    project: impl Into<PathBuf> => |v| v.into();
+    /// Output folder name.
+    name: impl Into<String> => |v| v.into();
+    /// Reuse an existing output folder.
+    exist_ok: bool => |v| v;
+    /// Where output goes.
+    reporter: Reporter => |v| v;
+}
+
 impl Validator {
     /// Validate `weights` with val.py's defaults.
     pub fn new(weights: impl Into<PathBuf>) -> Self {
@@ -84,113 +119,12 @@ impl Validator {
         }
     }
 
-    /// Data set: registry name or data yaml path.
-    pub fn data(mut self, d: impl Into<DataSource>) -> Self {
-        self.data = d.into();
-        self
-    }
-
-    /// Model config for weights that do not carry one.
-    pub fn cfg(mut self, c: impl Into<String>) -> Self {
-        self.cfg = Some(c.into());
-        self
-    }
-
-    /// Image size.
-    pub fn imgsz(mut self, s: u32) -> Self {
-        self.imgsz = s;
-        self
-    }
-
-    /// Batch size.
-    pub fn batch(mut self, b: usize) -> Self {
-        self.batch = b;
-        self
-    }
-
-    /// Confidence threshold.
-    pub fn conf_thres(mut self, c: f32) -> Self {
-        self.conf_thres = c;
-        self
-    }
-
-    /// NMS IoU threshold.
-    pub fn iou_thres(mut self, i: f32) -> Self {
-        self.iou_thres = i;
-        self
-    }
-
-    /// Detections kept per image.
-    pub fn max_det(mut self, n: usize) -> Self {
-        self.max_det = n;
-        self
-    }
-
-    /// Split to evaluate.
-    pub fn task(mut self, s: Split) -> Self {
-        self.task = s;
-        self
-    }
-
-    /// Device.
-    pub fn device(mut self, d: impl Into<String>) -> Self {
-        self.device = d.into();
-        self
-    }
-
-    /// Write labels as text.
-    pub fn save_txt(mut self, on: bool) -> Self {
-        self.save_txt = on;
-        self
-    }
-
-    /// Write COCO JSON predictions.
-    pub fn save_json(mut self, on: bool) -> Self {
-        self.save_json = on;
-        self
-    }
-
-    /// Draw the confusion matrix and PR curve.
-    pub fn plots(mut self, on: bool) -> Self {
-        self.plots = on;
-        self
-    }
-
-    /// Output folder `project/name`.
-    pub fn project(mut self, p: impl Into<PathBuf>) -> Self {
-        self.project = p.into();
-        self
-    }
-
-    /// Output folder name.
-    pub fn name(mut self, n: impl Into<String>) -> Self {
-        self.name = n.into();
-        self
-    }
-
-    /// Reuse an existing output folder.
-    pub fn exist_ok(mut self, on: bool) -> Self {
-        self.exist_ok = on;
-        self
-    }
-
-    /// Where output goes.
-    pub fn reporter(mut self, r: Reporter) -> Self {
-        self.reporter = r;
-        self
-    }
-
     /// Load the model and the data, validate, write what was asked for, and return the numbers.
     pub fn run(&self) -> Result<ValReport> {
         if self.batch == 0 {
             return Err(Error::Config { name: "batch", message: "must be at least 1".into() });
         }
-        if !(0.0..=1.0).contains(&self.conf_thres) || !(0.0..=1.0).contains(&self.iou_thres) {
-            return Err(Error::Config {
-                name: "thresholds",
-                message: format!("conf {} and IoU {} must lie in [0, 1]", self.conf_thres, self.iou_thres),
-            });
-        }
+        crate::detect::check_thresholds(self.conf_thres, self.iou_thres)?;
         let r = &self.reporter;
         let device = parse_device(&self.device)?;
         let dataset = match &self.data {

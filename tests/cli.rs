@@ -62,21 +62,26 @@ fn own_data(root: &Path, n: usize) -> String {
     common::write_yaml(&ds, "train: images/train\nval: images/train\nnames: [a, b, c]\n").display().to_string()
 }
 
+/// A small CPU training on `data` into `root/runs/train/{name}` (not yet started).
+fn small_trainer(root: &Path, data: &str, name: &str) -> yolo_lab::prelude::Trainer {
+    yolo_lab::prelude::Trainer::new()
+        .data(data)
+        .imgsz(64)
+        .batch(4)
+        .workers(1)
+        .device("cpu")
+        .project(root.join("runs/train"))
+        .name(name)
+}
+
 /// Issue 10.1: `train --resume DIR` (and bare `--resume`) of a run started with non-default flags continues
 /// with those flags; a contradicting flag exits 2 naming it and changes no file.
 #[test]
 fn train_resume_uses_the_runs_own_flags() {
     let dir = tempfile::tempdir().unwrap();
     let data = own_data(dir.path(), 6);
-    let run = yolo_lab::prelude::Trainer::new()
-        .data(data.as_str())
-        .imgsz(64)
+    let run = small_trainer(dir.path(), &data, "t5")
         .epochs(3)
-        .batch(4)
-        .workers(1)
-        .device("cpu")
-        .project(dir.path().join("runs/train"))
-        .name("t5")
         .progress(yolo_lab::prelude::ProgressMode::Quiet)
         .interrupt_after(1)
         .fit()
@@ -274,15 +279,9 @@ fn silent_training_prints_nothing_and_quiet_one_line_per_epoch() {
 fn val_detect_and_convert_work_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let data = own_data(dir.path(), 6);
-    let run = yolo_lab::prelude::Trainer::new()
-        .data(data.as_str())
-        .imgsz(64)
+    let run = small_trainer(dir.path(), &data, "t")
         .epochs(1)
         .batch(3)
-        .workers(1)
-        .device("cpu")
-        .project(dir.path().join("runs/train"))
-        .name("t")
         .progress(yolo_lab::prelude::ProgressMode::Silent)
         .fit()
         .unwrap();

@@ -125,6 +125,25 @@ fn data_yaml_never_panics() {
 }
 
 /// Model yamls: parsed, and when they parse, built and run forward on a small image (issue 10.6).
+/// Parse a model yaml; when it parses, build it and run a forward pass at the smallest size training
+/// accepts (twice the largest stride). Errors must name the file. Returns whether it built.
+fn parse_build_forward(text: &str) -> bool {
+    match yolo_lab::model::ModelConfig::parse(text, Path::new("fuzz.yaml"), "fuzz", Some(3), None) {
+        Err(e) => {
+            assert!(e.to_string().contains("fuzz.yaml"), "{e}");
+            false
+        }
+        Ok(cfg) => {
+            let m = yolo_lab::model::Yolo::from_config(cfg, tch::Device::Cpu).expect("a checked config builds");
+            let side = 2 * m.max_stride();
+            let x = tch::Tensor::zeros([1, 3, side, side], (tch::Kind::Float, tch::Device::Cpu));
+            let out = tch::no_grad(|| m.forward_t(&x, false));
+            assert_eq!(out.len(), m.stride().len());
+            true
+        }
+    }
+}
+
 #[test]
 fn model_yaml_never_panics() {
     let base = yolo_lab::model::MODEL_CONFIGS[0].1;
@@ -132,20 +151,41 @@ fn model_yaml_never_panics() {
     let inputs: Vec<String> = (0..cases(400)).map(|_| mutate(&mut rng, base)).collect();
     let built = std::sync::atomic::AtomicUsize::new(0);
     never_panics(inputs, |text| {
-        match yolo_lab::model::ModelConfig::parse(text, Path::new("fuzz.yaml"), "fuzz", Some(3), None) {
-            Err(e) => assert!(e.to_string().contains("fuzz.yaml"), "{e}"),
-            Ok(cfg) => {
-                let m = yolo_lab::model::Yolo::from_config(cfg, tch::Device::Cpu).expect("a checked config builds");
-                // the smallest size training accepts: twice the largest stride
-                let side = 2 * m.max_stride();
-                let x = tch::Tensor::zeros([1, 3, side, side], (tch::Kind::Float, tch::Device::Cpu));
-                let out = tch::no_grad(|| m.forward_t(&x, false));
-                assert_eq!(out.len(), m.stride().len());
-                built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+        if parse_build_forward(text) {
+            built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     });
     assert!(built.into_inner() > 5, "some mutations still build");
+}
+
+/// The yamls with the rarer modules (issue 13): ghost, transformer, BottleneckCSP/Focus/SPP, max-pool and
+/// zero-pad, a four-level head; scaled down so that each mutation that builds is cheap to build and run.
+#[test]
+fn hub_model_yamls_never_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let bases: Vec<String> = [
+        "hub/yolov5s-ghost.yaml",
+        "hub/yolov5s-transformer.yaml",
+        "yolov5s-v3.0.yaml",
+        "hub/yolov3-tiny.yaml",
+        "hub/yolov5-p2.yaml",
+    ]
+    .iter()
+    .map(|f| {
+        let text = std::fs::read_to_string(root.join(f)).unwrap();
+        let width = text.lines().find(|l| l.starts_with("width_multiple")).unwrap().to_string();
+        text.replace(&width, "width_multiple: 0.0625")
+    })
+    .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let inputs: Vec<String> = (0..cases(150)).map(|i| mutate(&mut rng, &bases[i % bases.len()])).collect();
+    let built = std::sync::atomic::AtomicUsize::new(0);
+    never_panics(inputs, |text| {
+        if parse_build_forward(text) {
+            built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    assert!(built.into_inner() > 0, "some mutations still build");
 }
 
 /// evolve.csv (ours or YOLOv5's) through the reader and the results table (issue 10.6).

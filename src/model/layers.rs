@@ -279,7 +279,7 @@ impl Module for Conv {
     }
 }
 
-/// Standard bottleneck: 1x1 conv, 3x3 conv, optional residual (`Bottleneck`).
+/// Standard bottleneck: 1x1 conv, 3x3 conv, optional residual (`Bottleneck`; also the shape of [`cross_conv`]).
 #[derive(Debug)]
 pub struct Bottleneck {
     /// 1x1 reduction.
@@ -396,7 +396,7 @@ impl C3 {
         };
         let m: Box<dyn Module> = match kind {
             C3Kind::C3 => seq(&|p| Box::new(Bottleneck::new(p, c_, c_, shortcut, 1.0, ctx))),
-            C3Kind::C3x => seq(&|p| Box::new(CrossConv::new(p, c_, c_, 3, 1, shortcut, ctx))),
+            C3Kind::C3x => seq(&|p| Box::new(cross_conv(p, c_, c_, 3, 1, shortcut, ctx))),
             C3Kind::C3Ghost => seq(&|p| Box::new(GhostBottleneck::new(p, c_, c_, 3, 1, ctx))),
             C3Kind::C3Tr => Box::new(TransformerBlock::new(&q, c_, c_, 4, n, ctx)),
             C3Kind::C3Spp(k) => Box::new(Spp::new(&q, c_, c_, k, ctx)),
@@ -432,42 +432,15 @@ impl Module for C3 {
     }
 }
 
-/// Cross convolution (`CrossConv`): a 1×k then a k×1 conv, optional residual.
-#[derive(Debug)]
-pub struct CrossConv {
-    /// 1×k conv.
-    pub cv1: Conv,
-    /// k×1 conv.
-    pub cv2: Conv,
-    add: bool,
-}
-
-impl CrossConv {
-    /// `CrossConv(c1, c2, k, s, g=1, e=1.0, shortcut)`.
-    pub fn new(p: &Path, c1: i64, c2: i64, k: i64, s: i64, shortcut: bool, ctx: Ctx) -> Self {
-        let a = ConvShape { k: [1, k], s: [1, s], p: [0, k / 2], g: 1 };
-        let b = ConvShape { k: [k, 1], s: [s, 1], p: [k / 2, 0], g: 1 };
-        CrossConv {
-            cv1: Conv::shaped(&(p / "cv1"), c1, c2, a, Some(ctx.act)),
-            cv2: Conv::shaped(&(p / "cv2"), c2, c2, b, Some(ctx.act)),
-            add: shortcut && c1 == c2,
-        }
-    }
-}
-
-impl Module for CrossConv {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let y = Module::forward_t(&self.cv2, &Module::forward_t(&self.cv1, xs, train), train);
-        if self.add { xs + y } else { y }
-    }
-    fn batch_norms_mut(&mut self) -> Vec<&mut BatchNorm> {
-        vec![&mut self.cv1.bn, &mut self.cv2.bn]
-    }
-    fn cost(&self, x: Shape) -> (f64, Shape) {
-        chain_cost(&[&self.cv1, &self.cv2], x)
-    }
-    fn leaves(&self) -> usize {
-        self.cv1.leaves() + self.cv2.leaves()
+/// Cross convolution (`CrossConv(c1, c2, k, s, g=1, e=1.0, shortcut)`): a bottleneck whose two convs are
+/// 1×k and k×1 (same variable names, `cv1` and `cv2`).
+pub fn cross_conv(p: &Path, c1: i64, c2: i64, k: i64, s: i64, shortcut: bool, ctx: Ctx) -> Bottleneck {
+    let a = ConvShape { k: [1, k], s: [1, s], p: [0, k / 2], g: 1 };
+    let b = ConvShape { k: [k, 1], s: [s, 1], p: [k / 2, 0], g: 1 };
+    Bottleneck {
+        cv1: Conv::shaped(&(p / "cv1"), c1, c2, a, Some(ctx.act)),
+        cv2: Conv::shaped(&(p / "cv2"), c2, c2, b, Some(ctx.act)),
+        add: shortcut && c1 == c2,
     }
 }
 

@@ -73,7 +73,7 @@ fn build(p: &tch::nn::Path, spec: &LayerSpec, ctx: Ctx) -> Block {
             M::GhostConv { c1, c2, k, s } => Box::new(blocks::GhostConv::new(p, *c1, *c2, *k, *s, Some(ctx.act))),
             M::Focus { c1, c2, k, s, p: pad } => Box::new(blocks::Focus::new(p, *c1, *c2, *k, *s, *pad, ctx)),
             M::CrossConv { c1, c2, k, s, shortcut } => {
-                Box::new(layers::CrossConv::new(p, *c1, *c2, *k, *s, *shortcut, ctx))
+                Box::new(layers::cross_conv(p, *c1, *c2, *k, *s, *shortcut, ctx))
             }
             M::C3 { kind, c1, c2, n, shortcut } => Box::new(C3::new(p, kind, *c1, *c2, *n, *shortcut, ctx)),
             M::BottleneckCsp { c1, c2, n, shortcut } => {

@@ -160,6 +160,14 @@ pub enum Error {
         /// What it is instead, or what is wrong with it.
         message: String,
     },
+    /// Training was stopped on purpose at a validation (an injected failure in tests).
+    #[error("training aborted at epoch {epoch}: {reason}")]
+    Aborted {
+        /// Epoch (0-based).
+        epoch: usize,
+        /// Why.
+        reason: String,
+    },
     /// A figure could not be drawn or encoded.
     #[error("figure `{figure}`: {message}")]
     Plot {

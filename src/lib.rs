@@ -112,7 +112,7 @@ pub mod prelude {
     pub use crate::data::{Batch, Cache, Dataset, Loader, LoaderConfig, Samples, ShapesConfig, ShapesStyle, Split};
     pub use crate::display::Table;
     pub use crate::error::{Error, Result};
-    pub use crate::evolve::{EvolveRun, Evolver, Ga, Parent, PopulationSettings, Space};
+    pub use crate::evolve::{EvolveRun, Evolver, Ga, Parent, PopulationSettings, Pruner, Space};
     pub use crate::gpu::EnvReport;
     pub use crate::hyp::Hyp;
     pub use crate::model::{ModelSummary, Yolo};

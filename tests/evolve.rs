@@ -219,3 +219,84 @@ fn a_torn_row_is_dropped_with_a_notice() {
     let gens = std::fs::read_to_string(run.dir.join("generations.csv")).unwrap();
     assert!(gens.lines().last().unwrap().contains("torn last row"), "{gens}");
 }
+
+/// generations.csv as (row → cells by column name).
+fn generations(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(dir.join("generations.csv")).unwrap();
+    let mut lines = text.lines();
+    let head = csv::split_line(lines.next().unwrap());
+    lines.map(|l| head.iter().cloned().zip(csv::split_line(l)).collect()).collect()
+}
+
+/// Issue 14.1: successive halving stops generations at their rungs (recorded in generations.csv and
+/// rungs.csv), so the evolution trains fewer epochs than the same one unpruned; a resume continues the rungs
+/// with the evolution's own pruner.
+#[test]
+fn pruned_evolution_trains_fewer_epochs_and_resumes_its_rungs() {
+    let dir = tempfile::tempdir().unwrap();
+    let three = |name: &str| {
+        let t = Trainer::new().data("shapes-tiny").imgsz(64).batch(8).epochs(3).workers(1).device("cpu");
+        Evolver::new(t).project(dir.path()).name(name).seed(1)
+    };
+    let sha = Pruner::SuccessiveHalving { min_epochs: 1, reduction: 3 };
+    let pruned = three("sha").prune(sha).generations(5).run().unwrap();
+    let full = three("full").generations(5).run().unwrap();
+    let epochs = |d: &Path| generations(d).iter().map(|g| g["epochs"].parse::<usize>().unwrap()).sum::<usize>();
+    let (pe, fe) = (epochs(&pruned.dir), epochs(&full.dir));
+    assert_eq!(fe, 15, "unpruned: 5 generations of 3 epochs");
+    assert!(pe < fe, "pruned {pe} epochs vs {fe}");
+    let gens = generations(&pruned.dir);
+    let stopped: Vec<&std::collections::HashMap<String, String>> =
+        gens.iter().filter(|g| !g["pruned_at_epoch"].is_empty()).collect();
+    assert!(!stopped.is_empty());
+    for g in &stopped {
+        assert_eq!(g["pruned_at_epoch"], "0", "the only rung of 3 epochs at reduction 3 is after epoch 0");
+        assert_eq!(g["epochs"], "1");
+        assert!(g["note"].contains("pruned at epoch 0"), "{g:?}");
+    }
+    assert!(generations(&full.dir).iter().all(|g| g["pruned_at_epoch"].is_empty()));
+    let rungs = std::fs::read_to_string(pruned.dir.join("rungs.csv")).unwrap();
+    assert_eq!(rungs.lines().count(), 6, "one measurement per generation at epoch 0:\n{rungs}");
+    // resumed without --prune: the evolution's own pruner judges the new generations against the old rungs
+    let more = three("sha").generations(7).resume().run().unwrap();
+    assert_eq!(more.rows, 7);
+    let rungs = std::fs::read_to_string(pruned.dir.join("rungs.csv")).unwrap();
+    assert_eq!(rungs.lines().count(), 8, "{rungs}");
+    assert_eq!(std::fs::read_to_string(pruned.dir.join("pruner.txt")).unwrap().trim(), "sha:1:3");
+}
+
+/// Issue 14.4: a failure is retried once with another seed; a generation failing twice is recorded with its
+/// note and the metrics of its last completed validation, and --max-failures stops the evolution.
+#[test]
+fn failed_generations_are_retried_then_recorded_with_partial_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let two = || {
+        let t = Trainer::new().data("shapes-tiny").imgsz(64).batch(8).epochs(2).workers(1).device("cpu");
+        Evolver::new(t).project(dir.path()).seed(1)
+    };
+    // one injected failure: generation 0 succeeds on its retry
+    let run = two().name("once").generations(1).inject_failures(1, "boom").run().unwrap();
+    let g = &generations(&run.dir)[0];
+    assert!(g["note"].contains("attempt 1 (seed 0) failed: training aborted at epoch 0: boom"), "{g:?}");
+    assert!(g["note"].contains("retried with seed 1000"), "{g:?}");
+    assert_eq!(g["epochs"], "2");
+    // two: both attempts fail; the row keeps the epoch-0 validation, and a budget of 0 failures stops the run
+    let err = two()
+        .name("twice")
+        .generations(3)
+        .max_failures(0)
+        .inject_failures(2, "CUDA out of memory (injected)")
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max_failures") && err.contains("1 generations failed"), "{err}");
+    let d = dir.path().join("twice");
+    let g = &generations(&d)[0];
+    assert!(g["note"].contains("batch halved to 4"), "{g:?}");
+    assert!(g["note"].contains("metrics of the last completed validation (epoch 0) kept"), "{g:?}");
+    assert_eq!(g["epochs"], "1");
+    let t = csv::read(&d.join("evolve.csv")).unwrap();
+    assert_eq!(t.rows.len(), 1, "the failed generation's row is recorded before the run stops");
+    let losses = &t.results(0)[4..];
+    assert!(losses.iter().all(|x| *x > 0.0), "partial validation losses, not zeros: {losses:?}");
+}

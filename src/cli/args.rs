@@ -315,6 +315,12 @@ pub struct EvolveArgs {
     /// Let zero-valued hyperparameters evolve.
     #[arg(long = "evolve-zeros")]
     pub evolve_zeros: bool,
+    /// Stop generations that fall behind: none, median[:warmup_epochs], sha[:min_epochs:reduction].
+    #[arg(long, default_value = "none")]
+    pub prune: String,
+    /// Failed generations (after their retry) tolerated before the evolution stops.
+    #[arg(long = "max-failures")]
+    pub max_failures: Option<usize>,
 }
 
 /// Flags of `yolo-lab demo`.

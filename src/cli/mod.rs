@@ -290,9 +290,13 @@ pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
         .workers(workers)
         .seed(a.evolve_seed)
         .evolve_zeros(a.evolve_zeros)
+        .prune(a.prune.parse()?)
         .project(train.project.clone())
         .name(train.name.as_str())
         .devices(if devices.len() > 1 { devices } else { vec![] });
+    if let Some(n) = a.max_failures {
+        e = e.max_failures(n);
+    }
     if let Some(n) = a.population {
         e = e.algorithm(Ga::Population(PopulationSettings { size: n, ..Default::default() }));
     }
@@ -305,6 +309,7 @@ pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
             "algorithm" => "population",
             "generations" => "evolve",
             "workers" => "evolve_workers",
+            "prune" | "max_failures" => setting,
             other => other,
         }
         .to_string()

@@ -208,27 +208,81 @@ pub fn write_hyp_evolve(dir: &Path, csv: &EvolveCsv, fitness: &dyn Fn(&[f64; 7])
     Ok(p)
 }
 
-/// Columns of generations.csv.
-pub const GENERATION_COLUMNS: &str = "row,generation,seed,worker,device,fitness,wall_s,train_s,note";
+/// Columns of generations.csv (`pruned_at_epoch` empty for a generation that trained to the end).
+pub const GENERATION_COLUMNS: &str =
+    "row,generation,seed,worker,device,fitness,wall_s,train_s,epochs,pruned_at_epoch,note";
+/// The columns before `epochs` and `pruned_at_epoch` were added (files of earlier versions).
+const GENERATION_COLUMNS_V1: &str = "row,generation,seed,worker,device,fitness,wall_s,train_s,note";
 
-/// Append a line to generations.csv (header first when new), under the caller's lock.
+/// One CSV cell: quoted when it holds a comma or a quote.
+fn cell(c: &str) -> String {
+    if c.contains(',') || c.contains('"') { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.to_string() }
+}
+
+/// The cells of a CSV line (quoted cells may hold commas and doubled quotes).
+pub fn split_line(line: &str) -> Vec<String> {
+    let (mut cells, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(std::mem::take(&mut cur)),
+            (c, _) => cur.push(c),
+        }
+    }
+    cells.push(cur);
+    cells
+}
+
+/// Append a line to generations.csv (header first when new; a file of an earlier version gets the new
+/// columns, empty, first), under the caller's lock.
 pub fn append_generation(dir: &Path, _lock: &FolderLock, fields: &[String]) -> Result<()> {
     let p = dir.join("generations.csv");
-    let new = !p.is_file() || std::fs::metadata(&p).map(|m| m.len() == 0).unwrap_or(true);
+    let text = if p.is_file() { std::fs::read_to_string(&p).at(&p)? } else { String::new() };
+    if text.lines().next() == Some(GENERATION_COLUMNS_V1) {
+        let mut out = format!("{GENERATION_COLUMNS}\n");
+        for line in text.lines().skip(1).filter(|l| !l.is_empty()) {
+            let mut cells = split_line(line);
+            let at = cells.len().saturating_sub(1);
+            cells.splice(at..at, [String::new(), String::new()]);
+            out.push_str(&cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
+            out.push('\n');
+        }
+        write_atomic(&p, out.as_bytes())?;
+    }
+    let new = text.is_empty();
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&p).at(&p)?;
     let mut line = String::new();
     if new {
         line.push_str(GENERATION_COLUMNS);
         line.push('\n');
     }
-    let cells: Vec<String> = fields
-        .iter()
-        .map(|c| if c.contains(',') || c.contains('"') { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.clone() })
-        .collect();
-    line.push_str(&cells.join(","));
+    line.push_str(&fields.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
     line.push('\n');
     f.write_all(line.as_bytes()).at(&p)?;
     f.sync_all().at(&p)
+}
+
+/// The evolve.csv rows whose generation was pruned (generations.csv's `pruned_at_epoch`).
+pub fn pruned_rows(dir: &Path) -> Result<std::collections::BTreeSet<usize>> {
+    let p = dir.join("generations.csv");
+    if !p.is_file() {
+        return Ok(Default::default());
+    }
+    let text = std::fs::read_to_string(&p).at(&p)?;
+    let mut lines = text.lines();
+    let head = lines.next().map(split_line).unwrap_or_default();
+    let col = |name: &str| head.iter().position(|h| h == name);
+    let (Some(row), Some(pruned)) = (col("row"), col("pruned_at_epoch")) else { return Ok(Default::default()) };
+    Ok(lines
+        .map(split_line)
+        .filter(|c| c.get(pruned).is_some_and(|v| !v.is_empty()))
+        .filter_map(|c| c.get(row).and_then(|r| r.parse().ok()))
+        .collect())
 }
 
 #[cfg(test)]
@@ -247,5 +301,25 @@ mod tests {
         }
         let e = parse("a,b\n1,2,3\n", Path::new("e.csv")).unwrap_err();
         assert_eq!(e.to_string(), "e.csv:2: 3 values for 2 columns");
+    }
+
+    #[test]
+    fn generations_csv_gains_its_new_columns_and_names_pruned_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("generations.csv");
+        std::fs::write(&p, format!("{GENERATION_COLUMNS_V1}\n0,0,0,0,cpu,0.1,1.0,0.9,\"a, quoted \"\"note\"\"\"\n"))
+            .unwrap();
+        let lock = lock(dir.path()).unwrap();
+        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        append_generation(dir.path(), &lock, &f(&["1", "1", "0", "0", "cpu", "0.2", "1.0", "0.5", "1", "0", "pruned"]))
+            .unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], GENERATION_COLUMNS);
+        assert_eq!(
+            split_line(lines[1]),
+            f(&["0", "0", "0", "0", "cpu", "0.1", "1.0", "0.9", "", "", "a, quoted \"note\""])
+        );
+        assert_eq!(pruned_rows(dir.path()).unwrap().into_iter().collect::<Vec<_>>(), [1]);
     }
 }

@@ -13,13 +13,16 @@
 pub mod claims;
 pub mod csv;
 mod ga;
+mod generation;
 pub mod meta;
 mod population;
+pub mod prune;
 mod worker;
 
 pub use ga::{FACTOR_CLIP, MUTATION_PROB, MUTATION_SIGMA, Parent, PopulationSettings};
 pub(crate) use ga::{classic_next, population_next, top_rows};
 pub use meta::{Gene, META, Space};
+pub use prune::Pruner;
 
 use crate::error::{Error, Result};
 use crate::hyp::Hyp;
@@ -104,6 +107,13 @@ pub struct Evolver {
     /// Let hyperparameters whose value is 0 move (additive step), which YOLOv5's multiplicative mutation
     /// never does. Default off.
     pub evolve_zeros: bool,
+    /// When generations stop early ([`Pruner`]). Default none; a resume keeps the evolution's own.
+    pub prune: Pruner,
+    /// Failed generations (after their retry) this call tolerates before it stops. Default none (no limit).
+    pub max_failures: Option<usize>,
+    /// Failures to inject at rung validations (tests of the recovery path): how many, and the message.
+    #[doc(hidden)]
+    pub inject_failures: Option<(usize, String)>,
     /// The settings given by a setter (what a resume checks against the evolution's opt.yaml).
     pub(crate) given: std::collections::BTreeSet<&'static str>,
 }
@@ -125,6 +135,10 @@ crate::setters! { Evolver, given;
     name: impl Into<String> => |v| v.into();
     /// Let zero-valued hyperparameters move.
     evolve_zeros: bool => |v| v;
+    /// Pruning of generations that fall behind.
+    prune: Pruner => |v| v;
+    /// Failed generations tolerated before the run stops.
+    max_failures: usize => |v| Some(v);
 }
 
 impl Evolver {
@@ -144,6 +158,9 @@ impl Evolver {
             name: "exp".into(),
             resume: false,
             evolve_zeros: false,
+            prune: Pruner::None,
+            max_failures: None,
+            inject_failures: None,
             given: Default::default(),
         }
     }
@@ -172,6 +189,14 @@ impl Evolver {
     #[doc(hidden)]
     pub fn given_only(mut self, keep: impl Fn(&str) -> bool) -> Self {
         self.given.retain(|s| keep(s));
+        self
+    }
+
+    /// Make the next `n` training attempts fail at their first rung validation with `message` (tests of the
+    /// retry and failure paths; "CUDA out of memory" exercises the batch halving).
+    #[doc(hidden)]
+    pub fn inject_failures(mut self, n: usize, message: &str) -> Self {
+        self.inject_failures = Some((n, message.into()));
         self
     }
 
@@ -315,7 +340,25 @@ impl Evolver {
         let data = self.base.prepare_data()?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         self.save_settings(&dir, &base_hyp)?;
-        let ctx = worker::Ctx { evo: self, dir: dir.clone(), hyp, space, data, best: Arc::new(Mutex::new(None)) };
+        // a resume keeps the pruner the evolution started with unless another is asked for
+        let mut evo = self.clone();
+        match prune::stored(&dir)? {
+            Some(p) if !self.given.contains("prune") => evo.prune = p,
+            _ => {}
+        }
+        prune::store(&dir, evo.prune)?;
+        let injections =
+            Arc::new(std::sync::atomic::AtomicUsize::new(self.inject_failures.as_ref().map_or(0, |i| i.0)));
+        let ctx = worker::Ctx {
+            evo: &evo,
+            dir: dir.clone(),
+            hyp,
+            space,
+            data,
+            best: Arc::new(Mutex::new(None)),
+            injections,
+            failures: Default::default(),
+        };
         let t0 = Instant::now();
         match &self.algorithm {
             Ga::Classic => ctx.classic()?,

@@ -65,8 +65,8 @@ impl Ctx<'_> {
                         let _ = hyp.set(key, *v);
                     }
                     let start = Instant::now();
-                    let out = self.train(&hyp, device, data);
                     let label = format!("{generation}.{k}");
+                    let out = self.train(&label, &hyp, device, data);
                     let wall_s = start.elapsed().as_secs_f64();
                     self.record(Generation {
                         label: &label,

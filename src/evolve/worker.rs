@@ -2,13 +2,13 @@
 //! one generation's training, and the record it leaves (an evolve.csv row, a generations.csv line, the
 //! summary line). The classic GA's loop lives here; the population GA's in [`super::population`].
 
+use super::generation::Trained;
 use super::meta::Space;
 use super::{Evolver, Ga, claims, classic_next, csv, top_rows};
 use crate::data::{Stream, rng_for};
 use crate::error::{Error, Result, panic_message};
 use crate::hyp::Hyp;
-use crate::report::Reporter;
-use crate::train::{PreparedData, ProgressMode};
+use crate::train::PreparedData;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -21,6 +21,10 @@ pub(super) struct Ctx<'a> {
     pub(super) space: Space,
     pub(super) data: PreparedData,
     pub(super) best: Arc<Mutex<Option<(usize, f64)>>>,
+    /// Failures to inject still (tests), shared by every worker.
+    pub(super) injections: Arc<std::sync::atomic::AtomicUsize>,
+    /// Generations of this call that failed after their retry.
+    pub(super) failures: std::sync::atomic::AtomicUsize,
 }
 
 /// What [`Ctx::record`] writes for one generation.
@@ -36,57 +40,12 @@ pub(super) struct Generation<'a> {
     pub(super) changes: &'a [(String, f64)],
 }
 
-/// Outcome of one generation's training.
-pub(super) struct Trained {
-    pub(super) results: [f64; 7],
-    note: String,
-    train_s: f64,
-}
-
 impl Ctx<'_> {
     pub(super) fn device(&self, worker: usize) -> String {
         if self.evo.devices.is_empty() {
             self.evo.base.device.clone()
         } else {
             self.evo.devices[worker % self.evo.devices.len()].clone()
-        }
-    }
-
-    /// Train one generation; failures and non-finite results become zeros with a note.
-    pub(super) fn train(&self, hyp: &Hyp, device: &str, data: &mut PreparedData) -> Trained {
-        let mut t = self
-            .evo
-            .base
-            .clone()
-            .hyp(hyp.clone())
-            .device(device)
-            .progress(ProgressMode::Silent)
-            .reporter(Reporter::silent());
-        t.evolve_mode = true;
-        t.project = self.dir.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-        t.name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        t.resume = None;
-        let start = Instant::now();
-        let out = t.fit_with(data);
-        let failed_s = start.elapsed().as_secs_f64();
-        match out {
-            Ok(run) => {
-                // training and validation only: the rest of the generation's wall time is overhead
-                let train_s = run.seconds;
-                match run.final_val {
-                    Some(v) => {
-                        let r =
-                            [v.metrics[0], v.metrics[1], v.metrics[2], v.metrics[3], v.loss[0], v.loss[1], v.loss[2]];
-                        if r.iter().all(|x| x.is_finite()) {
-                            Trained { results: r, note: String::new(), train_s }
-                        } else {
-                            Trained { results: [0.0; 7], note: "non-finite validation results".into(), train_s }
-                        }
-                    }
-                    None => Trained { results: [0.0; 7], note: "no validation ran".into(), train_s },
-                }
-            }
-            Err(e) => Trained { results: [0.0; 7], note: format!("training failed: {e}"), train_s: failed_s },
         }
     }
 
@@ -119,10 +78,27 @@ impl Ctx<'_> {
             format!("{f:.6}"),
             format!("{wall_s:.2}"),
             format!("{:.2}", out.train_s),
+            out.epochs.to_string(),
+            out.pruned_at.map(|e| e.to_string()).unwrap_or_default(),
             note,
         ];
         csv::append_generation(&self.dir, &lock, &fields)?;
         drop(lock);
+        if out.failed {
+            let n = self.failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if let Some(max) = self.evo.max_failures
+                && n > max
+            {
+                return Err(Error::Config {
+                    name: "max_failures",
+                    message: format!(
+                        "{n} generations failed (more than the {max} allowed); the evolution stops with every row \
+                         recorded (resume it once the cause is fixed). The last: {}",
+                        out.note
+                    ),
+                });
+            }
+        }
         let best = {
             let mut b = self.best.lock().unwrap_or_else(|p| p.into_inner());
             let fits: Vec<f64> = (0..table.rows.len()).map(|i| fit(&table.results(i))).collect();
@@ -194,7 +170,11 @@ impl Ctx<'_> {
                         return Ok(());
                     };
                     // while the first generation trains, later claims mutate the base hyperparameters
-                    let parents = if table.rows.is_empty() && generation > 0 { base_table(&self.hyp) } else { table };
+                    let parents = if table.rows.is_empty() && generation > 0 {
+                        base_table(&self.hyp)
+                    } else {
+                        selectable(table, &csv::pruned_rows(&self.dir)?)
+                    };
                     let mut rng = rng_for(self.evo.seed, Stream::Mutation, &[generation as u64]);
                     let (hyp, changes) = classic_next(
                         &self.hyp,
@@ -208,8 +188,8 @@ impl Ctx<'_> {
                     drop(lock);
                     (generation, hyp, changes)
                 };
-                let out = self.train(&hyp, device, data);
                 let label = generation.to_string();
+                let out = self.train(&label, &hyp, device, data);
                 let wall_s = start.elapsed().as_secs_f64();
                 let res = self.record(Generation {
                     label: &label,
@@ -232,6 +212,20 @@ impl Ctx<'_> {
     }
 }
 
+/// Rows that parents are chosen from: the generations that trained to the end, unless fewer than
+/// [`MIN_COMPLETE_PARENTS`] did (then every row, pruned ones with their last metrics).
+pub(super) fn selectable(table: csv::EvolveCsv, pruned: &std::collections::BTreeSet<usize>) -> csv::EvolveCsv {
+    let complete = table.rows.len() - pruned.iter().filter(|&&r| r < table.rows.len()).count();
+    if pruned.is_empty() || complete < MIN_COMPLETE_PARENTS {
+        return table;
+    }
+    let rows = table.rows.into_iter().enumerate().filter(|(i, _)| !pruned.contains(i)).map(|(_, r)| r).collect();
+    csv::EvolveCsv { columns: table.columns, rows }
+}
+
+/// Complete rows needed before pruned ones stop being parents (YOLOv5 picks among the best 5).
+pub const MIN_COMPLETE_PARENTS: usize = 5;
+
 /// A one-row table holding the base hyperparameters, as the parent of generations claimed before any row
 /// is recorded.
 pub(super) fn base_table(hyp: &Hyp) -> csv::EvolveCsv {
@@ -239,4 +233,22 @@ pub(super) fn base_table(hyp: &Hyp) -> csv::EvolveCsv {
     let columns = csv::METRIC_KEYS.iter().copied().chain(keys.iter().copied()).map(String::from).collect();
     let row = [0.0; 7].into_iter().chain(keys.iter().map(|k| hyp.get(k).unwrap_or(0.0))).collect();
     csv::EvolveCsv { columns, rows: vec![row] }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruned_rows_are_parents_only_while_too_few_rows_are_complete() {
+        let table =
+            |n: usize| csv::EvolveCsv { columns: vec!["x".into()], rows: (0..n).map(|i| vec![i as f64]).collect() };
+        let pruned: std::collections::BTreeSet<usize> = [1, 3].into();
+        // 6 rows, 4 complete: too few, every row stays
+        assert_eq!(selectable(table(6), &pruned).rows.len(), 6);
+        // 7 rows, 5 complete: the pruned ones leave
+        let kept: Vec<f64> = selectable(table(7), &pruned).rows.iter().map(|r| r[0]).collect();
+        assert_eq!(kept, [0.0, 2.0, 4.0, 5.0, 6.0]);
+        assert_eq!(selectable(table(7), &Default::default()).rows.len(), 7);
+    }
 }

@@ -4,7 +4,7 @@
 use super::checkpoint::{self, CheckpointMeta, OPTIM_PREFIX, TRAIN_PREFIX};
 use super::results::{self, EpochRow};
 use super::setup::{PreparedData, Run, opt_yaml, same_data};
-use super::{Outputs, TrainRun, Trainer, validate};
+use super::{Control, Outputs, TrainRun, Trainer, validate};
 use crate::data::{Loader, Stream, rng_for};
 use crate::error::{Error, Result};
 use crate::gpu::Telemetry;
@@ -76,6 +76,7 @@ impl Run<'_> {
         let (mut train_seconds, mut images_seen) = (0.0, 0usize);
         let mut stopped = None;
         let mut final_val = None;
+        let mut pruned_at = None;
         self.progress.info(&format!(
             "Image sizes {} train, {} val; {} workers; {} epochs on {:?}; results in {}",
             self.imgsz,
@@ -177,12 +178,26 @@ impl Run<'_> {
             self.step.end_epoch(epoch, t.freeze_schedule.as_ref().map(|s| s.stage(epoch + 1).lr_scale).unwrap_or(1.0));
             let possible_stop = epoch.saturating_sub(self.best_epoch) + 1 >= t.patience;
             let final_epoch = epoch + 1 == self.epochs || possible_stop || stopped.is_some();
-            let validated = outputs.validates(final_epoch);
+            let rung = !final_epoch && t.rung_epochs.contains(&epoch);
+            let validated = outputs.validates(final_epoch) || rung;
             let (metrics, val_loss) = if validated {
                 let nms = NmsConfig::default();
                 let v = validate(&self.step.ema.model, &self.val_loader, Some(&self.step.loss), &nms)?;
                 self.progress.detail(&val_table(&v));
                 let r = (v.metrics, v.loss);
+                if rung && let Some(hook) = &t.epoch_hook {
+                    match (hook.0)(epoch, &v) {
+                        Control::Continue => {}
+                        Control::Prune => {
+                            pruned_at = Some(epoch);
+                            stopped = Some(format!("pruned at epoch {epoch}"));
+                        }
+                        Control::Abort(reason) => {
+                            let _ = telemetry.finish();
+                            return Err(Error::Aborted { epoch, reason });
+                        }
+                    }
+                }
                 final_val = Some(v);
                 r
             } else {
@@ -239,6 +254,7 @@ impl Run<'_> {
             images_per_second: images_seen as f64 / train_seconds.max(1e-9),
             parameters: (self.step.model.parameters(), self.frozen),
             stopped,
+            pruned_at,
             telemetry: log,
             best_weights: saved("best.safetensors"),
             last_weights: saved("last.safetensors"),

@@ -28,6 +28,7 @@ pub use results::{EpochRow, RESULTS_COLUMNS};
 pub use run::TrainRun;
 pub use setup::PreparedData;
 pub(crate) use setup::{increment_dir, parse_device};
+
 pub use validate::{ValResult, validate, validate_each};
 
 use crate::data::{Cache, Dataset};
@@ -111,6 +112,30 @@ impl StopHandle {
     /// Whether a stop was asked for.
     pub fn is_stopped(&self) -> bool {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What a rung validation decides.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Control {
+    /// Train on.
+    Continue,
+    /// Stop here: the generation is pruned (its last validation stands).
+    Prune,
+    /// Stop with an error (an injected failure in tests).
+    Abort(String),
+}
+
+/// (epoch, its validation) → what to do.
+pub(crate) type RungFn = dyn Fn(usize, &ValResult) -> Control + Send + Sync;
+
+/// The callback of rung validations.
+#[derive(Clone)]
+pub(crate) struct EpochHook(pub(crate) std::sync::Arc<RungFn>);
+
+impl std::fmt::Debug for EpochHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EpochHook(..)")
     }
 }
 
@@ -226,6 +251,11 @@ pub struct Trainer {
     pub interrupt_after: Option<usize>,
     /// Evolution mode: only the final epoch is validated, nothing is saved but results.csv (train.py --evolve).
     pub(crate) evolve_mode: bool,
+    /// Epochs validated besides those the run validates anyway, each handed to `epoch_hook` (an evolution's
+    /// pruning rungs).
+    pub(crate) rung_epochs: Vec<usize>,
+    /// Called with each rung epoch's validation; decides whether training goes on.
+    pub(crate) epoch_hook: Option<EpochHook>,
     /// The settings given by a setter (not left at their defaults): what a resume checks against the run.
     pub(crate) given: std::collections::BTreeSet<&'static str>,
 }
@@ -267,6 +297,8 @@ impl Default for Trainer {
             stop_handle: StopHandle::default(),
             interrupt_after: None,
             evolve_mode: false,
+            rung_epochs: vec![],
+            epoch_hook: None,
             given: Default::default(),
         }
     }

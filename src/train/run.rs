@@ -32,6 +32,8 @@ pub struct TrainRun {
     pub parameters: (i64, i64),
     /// Why the run ended early, if it did.
     pub stopped: Option<String>,
+    /// The epoch at which an evolution's pruner stopped this run (its last validation is that epoch's).
+    pub pruned_at: Option<usize>,
     /// Telemetry samples.
     pub telemetry: TelemetryLog,
     /// `weights/best.safetensors`, when written.

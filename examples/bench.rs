@@ -8,6 +8,7 @@
 //! | `step` | yolov5n nc 80, batch 16, 320 px, 2 threads: forward + loss + backward + clip 10 + SGD, median of 5 | `step ms/iter: N` |
 //! | `train` | yolov5n from scratch, batch 16, 2 workers, RAM cache, no validation, 6 epochs: train-loop images/s | `train images/s: N` |
 //! | `evolve` | 1-epoch generations on a 16-image set, no AutoAnchor | `evolve generations/h: N` |
+//! | `prune` | 24 generations of 3 epochs on shapes at `--img` (160 recommended), with `sha:1:3` pruning and without: wall time, best complete fitness, rung-vs-final ρ, and the fidelity ρ of the unpruned run against 10-epoch retrainings (3 top + 3 random rows) | `prune speedup: N` |
 //!
 //! With `YOLOV5_DIR` (a checkout of ultralytics/yolov5) and a Python that imports torch (`YOLOV5_PY`, else
 //! `REF_PY`, else `python3`), every mode also runs YOLOv5's equivalent in the same run, from the timers in
@@ -33,7 +34,7 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let mode = it
         .next()
-        .ok_or("usage: bench MODE [--data NAME|YAML] [--img N] [--repeat N]; MODE is loader, step, train or evolve")?;
+        .ok_or("usage: bench MODE [--data NAME|YAML] [--img N] [--repeat N]; MODE is loader, step, train, evolve or prune")?;
     let mut a = Args { mode, data: "shapes".into(), img: 320, repeat: 1 };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -60,9 +61,10 @@ fn main() {
         "step" => step(&args),
         "train" => train(&args),
         "evolve" => evolve(&args),
+        "prune" => prune(&args),
         other => Err(yolo_lab::Error::Config {
             name: "mode",
-            message: format!("`{other}` is not loader, step, train or evolve"),
+            message: format!("`{other}` is not loader, step, train, evolve or prune"),
         }),
     };
     if let Err(e) = result {
@@ -507,5 +509,74 @@ fn evolve(a: &Args) -> yolo_lab::Result<()> {
         println!("ratio vs yolov5: {:.2}", ours / y);
     }
     println!("evolve generations/h: {ours:.0}");
+    Ok(())
+}
+
+/// Column `name` of generations.csv, per line.
+fn generations_column(dir: &Path, name: &str) -> yolo_lab::Result<Vec<String>> {
+    let p = dir.join("generations.csv");
+    let text = std::fs::read_to_string(&p).map_err(|e| yolo_lab::Error::io(&p, e))?;
+    let mut lines = text.lines();
+    let head = yolo_lab::evolve::csv::split_line(lines.next().unwrap_or_default());
+    let k = head.iter().position(|h| h == name).unwrap_or(usize::MAX);
+    Ok(lines.map(|l| yolo_lab::evolve::csv::split_line(l).get(k).cloned().unwrap_or_default()).collect())
+}
+
+fn prune(a: &Args) -> yolo_lab::Result<()> {
+    let (generations, epochs, full_epochs, k) = (24, 3, 10, 3);
+    let dir = std::env::temp_dir().join(format!("yolo-lab-bench-prune-{}", std::process::id()));
+    let (ds, _) = train_samples(&a.data)?;
+    println!(
+        "prune: {generations} generations of yolov5n, {epochs} epochs each, on {} at {} px, batch 16; sha:1:3 against no pruning, same seed",
+        ds.name, a.img
+    );
+    let base = || base_trainer(&ds, a.img).epochs(epochs).workers(2).progress(ProgressMode::Silent);
+    let mut walls = vec![];
+    let mut dirs = vec![];
+    for (name, pruner) in [("none", Pruner::None), ("sha", Pruner::SuccessiveHalving { min_epochs: 1, reduction: 3 })] {
+        let t = Instant::now();
+        let run = Evolver::new(base()).generations(generations).prune(pruner).project(&dir).name(name).run()?;
+        let wall = t.elapsed().as_secs_f64();
+        let results = run.results()?;
+        let pruned = generations_column(&run.dir, "pruned_at_epoch")?;
+        let trained: usize = generations_column(&run.dir, "epochs")?.iter().filter_map(|e| e.parse::<usize>().ok()).sum();
+        let complete: Vec<usize> = (0..results.len()).filter(|&r| pruned.get(r).is_none_or(|p| p.is_empty())).collect();
+        let best = complete.iter().map(|&r| results.fitness()[r]).fold(f64::NAN, f64::max);
+        println!(
+            "{name:>4}: {wall:.0} s, {trained} epochs trained, {} of {generations} generations complete, best complete fitness {best:.5}",
+            complete.len()
+        );
+        if pruner != Pruner::None {
+            // the pruner's own fidelity: epoch-0 fitness (its rung) against the final fitness of complete rows
+            let rungs = std::fs::read_to_string(run.dir.join("rungs.csv")).unwrap_or_default();
+            let at_rung: std::collections::HashMap<usize, f64> = rungs
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let c: Vec<&str> = l.split(',').collect();
+                    (c.len() == 3 && c[1] == "0").then(|| Some((c[0].parse().ok()?, c[2].parse().ok()?))).flatten()
+                })
+                .collect();
+            let (x, y): (Vec<f64>, Vec<f64>) =
+                complete.iter().filter_map(|r| Some((*at_rung.get(r)?, results.fitness()[*r]))).unzip();
+            println!(
+                "{name:>4}: rung (1 epoch) vs final ({epochs} epochs) fitness over {} complete generations: Spearman's rho {:.3}",
+                x.len(),
+                yolo_lab::results::spearman(&x, &y)
+            );
+        }
+        walls.push(wall);
+        dirs.push(run.dir.clone());
+    }
+    // fidelity of the unpruned evolution's 3-epoch budget against 10-epoch retrainings
+    let results = EvolveResults::load(dirs[0].join("evolve.csv"))?;
+    let full = base().epochs(full_epochs).project(dir.join("fidelity"));
+    let t = Instant::now();
+    let f = results.fidelity(&full, k, 0)?;
+    println!("{f}");
+    println!("fidelity: {} retrainings of {full_epochs} epochs in {:.0} s", f.rows.len(), t.elapsed().as_secs_f64());
+    println!("fidelity rho: {:.3}", f.rho);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("prune speedup: {:.2}", walls[0] / walls[1]);
     Ok(())
 }

@@ -85,6 +85,7 @@ pub mod detect;
 pub mod display;
 pub mod error;
 pub mod evolve;
+pub mod fidelity;
 mod font;
 pub mod fsutil;
 pub mod gpu;

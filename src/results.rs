@@ -16,6 +16,7 @@ pub struct EvolveResults {
     pub path: PathBuf,
     table: EvolveCsv,
     fitness: Vec<f64>,
+    scorer: Fitness,
 }
 
 fn polars_err(e: PolarsError) -> Error {
@@ -132,7 +133,12 @@ impl EvolveResults {
     /// From a parsed table.
     pub fn from_csv(table: &EvolveCsv, path: impl Into<PathBuf>, fitness: &Fitness) -> Self {
         let f = (0..table.rows.len()).map(|i| fitness.eval(&table.results(i))).collect();
-        EvolveResults { path: path.into(), table: table.clone(), fitness: f }
+        EvolveResults { path: path.into(), table: table.clone(), fitness: f, scorer: fitness.clone() }
+    }
+
+    /// The fitness the rows are scored with.
+    pub fn scorer(&self) -> &Fitness {
+        &self.scorer
     }
 
     /// Rows (trainings).

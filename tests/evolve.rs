@@ -300,3 +300,35 @@ fn failed_generations_are_retried_then_recorded_with_partial_metrics() {
     let losses = &t.results(0)[4..];
     assert!(losses.iter().all(|x| *x > 0.0), "partial validation losses, not zeros: {losses:?}");
 }
+
+/// Issue 14.2: the fidelity check retrains the best rows and random ones with the full schedule and ranks both.
+#[test]
+fn fidelity_retrains_top_and_random_rows_with_the_full_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = base(dir.path()).generations(4).run().unwrap();
+    let results = run.results().unwrap();
+    let full = Trainer::new()
+        .data("shapes-tiny")
+        .imgsz(64)
+        .batch(8)
+        .epochs(2)
+        .workers(1)
+        .device("cpu")
+        .project(dir.path().join("fidelity"))
+        .progress(ProgressMode::Silent);
+    let f = results.fidelity(&full, 2, 0).unwrap();
+    assert_eq!(f.rows.len(), 4);
+    assert_eq!(f.rows.iter().filter(|r| r.chosen == "top").count(), 2);
+    assert_eq!(f.rows[0].row, results.best_row());
+    let rows: std::collections::BTreeSet<usize> = f.rows.iter().map(|r| r.row).collect();
+    assert_eq!(rows.len(), 4, "every row retrained once");
+    for r in &f.rows {
+        assert_eq!(r.short, results.fitness()[r.row]);
+        assert!(r.full.is_finite() && r.full >= 0.0);
+        assert!(dir.path().join(format!("fidelity/fidelity-row{}", r.row)).join("results.csv").is_file());
+    }
+    assert!((-1.0..=1.0).contains(&f.rho));
+    assert_eq!(f.full_epochs, 2);
+    assert!(f.to_string().contains("Spearman's rho"), "{f}");
+    assert_eq!(f.df().unwrap().height(), 4);
+}

@@ -254,6 +254,8 @@ pub(crate) enum Stream {
     PopulationInit,
     /// Population GA: one generation's offspring.
     PopulationGeneration,
+    /// Fidelity check: the rows drawn at random.
+    Fidelity,
 }
 
 impl Stream {
@@ -268,6 +270,7 @@ impl Stream {
             Stream::Mutation => 0xE70,
             Stream::PopulationInit => 0x909,
             Stream::PopulationGeneration => 0x90A,
+            Stream::Fidelity => 0xF1D,
         }
     }
 }

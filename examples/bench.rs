@@ -32,9 +32,9 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let mode = it
-        .next()
-        .ok_or("usage: bench MODE [--data NAME|YAML] [--img N] [--repeat N]; MODE is loader, step, train, evolve or prune")?;
+    let mode = it.next().ok_or(
+        "usage: bench MODE [--data NAME|YAML] [--img N] [--repeat N]; MODE is loader, step, train, evolve or prune",
+    )?;
     let mut a = Args { mode, data: "shapes".into(), img: 320, repeat: 1 };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -539,7 +539,8 @@ fn prune(a: &Args) -> yolo_lab::Result<()> {
         let wall = t.elapsed().as_secs_f64();
         let results = run.results()?;
         let pruned = generations_column(&run.dir, "pruned_at_epoch")?;
-        let trained: usize = generations_column(&run.dir, "epochs")?.iter().filter_map(|e| e.parse::<usize>().ok()).sum();
+        let trained: usize =
+            generations_column(&run.dir, "epochs")?.iter().filter_map(|e| e.parse::<usize>().ok()).sum();
         let complete: Vec<usize> = (0..results.len()).filter(|&r| pruned.get(r).is_none_or(|p| p.is_empty())).collect();
         let best = complete.iter().map(|&r| results.fitness()[r]).fold(f64::NAN, f64::max);
         println!(

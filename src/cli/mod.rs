@@ -297,6 +297,9 @@ pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
     if let Some(n) = a.max_failures {
         e = e.max_failures(n);
     }
+    if let Some(n) = a.rung_val_images {
+        e = e.rung_val_images(n);
+    }
     if let Some(n) = a.population {
         e = e.algorithm(Ga::Population(PopulationSettings { size: n, ..Default::default() }));
     }
@@ -309,7 +312,7 @@ pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
             "algorithm" => "population",
             "generations" => "evolve",
             "workers" => "evolve_workers",
-            "prune" | "max_failures" => setting,
+            "prune" | "max_failures" | "rung_val_images" => setting,
             other => other,
         }
         .to_string()

@@ -105,6 +105,7 @@ impl Ctx<'_> {
             t.name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             t.resume = None;
             t.rung_epochs = evo.prune.rungs(t.epochs);
+            t.rung_val_images = evo.rung_val_images;
             if evo.inject_failures.is_some() && t.rung_epochs.is_empty() && t.epochs > 1 {
                 t.rung_epochs = vec![0]; // an injected failure needs a validation to happen at
             }
@@ -159,5 +160,36 @@ impl Ctx<'_> {
             _ => ([0.0; 7], 0),
         };
         Trained { results, note: notes.join("; "), train_s: spent, epochs, pruned_at: None, failed: true }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::Trainer;
+
+    #[test]
+    fn rung_validations_use_the_fixed_subset_and_the_final_one_every_image() {
+        let seen: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
+        let s = seen.clone();
+        let mut t = Trainer::new()
+            .data("shapes-tiny")
+            .imgsz(64)
+            .batch(8)
+            .epochs(3)
+            .workers(1)
+            .device("cpu")
+            .progress(ProgressMode::Silent)
+            .reporter(Reporter::silent());
+        t.evolve_mode = true;
+        t.rung_epochs = vec![0, 1];
+        t.rung_val_images = Some(3);
+        t.epoch_hook = Some(EpochHook(Arc::new(move |epoch, v| {
+            s.lock().unwrap().push((epoch, v.images));
+            Control::Continue
+        })));
+        let run = t.fit().unwrap();
+        assert_eq!(*seen.lock().unwrap(), [(0, 3), (1, 3)]);
+        assert_eq!(run.final_val.unwrap().images, 8);
     }
 }

@@ -111,6 +111,9 @@ pub struct Evolver {
     pub prune: Pruner,
     /// Failed generations (after their retry) this call tolerates before it stops. Default none (no limit).
     pub max_failures: Option<usize>,
+    /// Rung validations (pruning) use only the first n validation images, the same for every generation; the
+    /// final validation always uses all. Default none (all images).
+    pub rung_val_images: Option<usize>,
     /// Failures to inject at rung validations (tests of the recovery path): how many, and the message.
     #[doc(hidden)]
     pub inject_failures: Option<(usize, String)>,
@@ -139,6 +142,8 @@ crate::setters! { Evolver, given;
     prune: Pruner => |v| v;
     /// Failed generations tolerated before the run stops.
     max_failures: usize => |v| Some(v);
+    /// Validation images of rung validations.
+    rung_val_images: usize => |v| Some(v);
 }
 
 impl Evolver {
@@ -160,6 +165,7 @@ impl Evolver {
             evolve_zeros: false,
             prune: Pruner::None,
             max_failures: None,
+            rung_val_images: None,
             inject_failures: None,
             given: Default::default(),
         }

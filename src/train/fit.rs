@@ -182,7 +182,9 @@ impl Run<'_> {
             let validated = outputs.validates(final_epoch) || rung;
             let (metrics, val_loss) = if validated {
                 let nms = NmsConfig::default();
-                let v = validate(&self.step.ema.model, &self.val_loader, Some(&self.step.loss), &nms)?;
+                let loader =
+                    if rung { self.rung_val_loader.as_ref().unwrap_or(&self.val_loader) } else { &self.val_loader };
+                let v = validate(&self.step.ema.model, loader, Some(&self.step.loss), &nms)?;
                 self.progress.detail(&val_table(&v));
                 let r = (v.metrics, v.loss);
                 if rung && let Some(hook) = &t.epoch_hook {

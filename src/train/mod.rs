@@ -256,6 +256,8 @@ pub struct Trainer {
     pub(crate) rung_epochs: Vec<usize>,
     /// Called with each rung epoch's validation; decides whether training goes on.
     pub(crate) epoch_hook: Option<EpochHook>,
+    /// Rung validations use only the first n validation images (all when None).
+    pub(crate) rung_val_images: Option<usize>,
     /// The settings given by a setter (not left at their defaults): what a resume checks against the run.
     pub(crate) given: std::collections::BTreeSet<&'static str>,
 }
@@ -299,6 +301,7 @@ impl Default for Trainer {
             evolve_mode: false,
             rung_epochs: vec![],
             epoch_hook: None,
+            rung_val_images: None,
             given: Default::default(),
         }
     }

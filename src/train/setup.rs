@@ -183,6 +183,8 @@ pub(super) struct Run<'a> {
     pub(super) step: TrainStep,
     pub(super) train_loader: Loader,
     pub(super) val_loader: Loader,
+    /// The fixed validation subset of rung validations (an evolution's cheap validation), if one is set.
+    pub(super) rung_val_loader: Option<Loader>,
     pub(super) data: &'a PreparedData,
     pub(super) imgsz: i64,
     pub(super) epochs: usize,
@@ -268,12 +270,18 @@ impl<'a> Run<'a> {
                 l
             }
         };
-        let val_loader = Loader::build(
-            &data.val,
-            &hyp,
-            LoaderConfig { workers: t.workers, stride: gs as u32, ..LoaderConfig::val(imgsz as u32, t.batch * 2) },
-            &progress,
-        )?;
+        let val_cfg =
+            LoaderConfig { workers: t.workers, stride: gs as u32, ..LoaderConfig::val(imgsz as u32, t.batch * 2) };
+        let val_loader = Loader::build(&data.val, &hyp, val_cfg.clone(), &progress)?;
+        // rung validations on the first n validation images: the same images every time, for every generation
+        let rung_val_loader = match t.rung_val_images {
+            Some(n) if n < data.val.items.len() && !t.rung_epochs.is_empty() => {
+                let mut subset = data.val.clone();
+                subset.items.truncate(n.max(1));
+                Some(Loader::build(&subset, &hyp, val_cfg, &progress)?)
+            }
+            _ => None,
+        };
         let data: &'a PreparedData = data;
         // AutoAnchor before the optimizer sees the model
         if !t.noautoanchor && resume.is_none() {
@@ -359,6 +367,7 @@ impl<'a> Run<'a> {
             step,
             train_loader,
             val_loader,
+            rung_val_loader,
             data,
             imgsz,
             epochs,

@@ -9,6 +9,25 @@ use crate::hyp::Hyp;
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
+/// The spread of one candidate's fitness over its trainings with different seeds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Noise {
+    /// Trainings.
+    pub n: usize,
+    /// Mean fitness.
+    pub mean: f64,
+    /// Standard deviation of one training's fitness (the run-to-run noise).
+    pub sd: f64,
+    /// Standard error of the mean.
+    pub se: f64,
+}
+
+impl std::fmt::Display for Noise {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fitness {:.5} ± {:.5} (sd of one training {:.5}, {} trainings)", self.mean, self.se, self.sd, self.n)
+    }
+}
+
 /// An evolution's results.
 #[derive(Debug, Clone)]
 pub struct EvolveResults {
@@ -17,6 +36,8 @@ pub struct EvolveResults {
     table: EvolveCsv,
     fitness: Vec<f64>,
     scorer: Fitness,
+    /// Re-evaluations: row → the row it repeats (generations.csv beside evolve.csv; empty without it).
+    repeats: std::collections::BTreeMap<usize, usize>,
 }
 
 fn polars_err(e: PolarsError) -> Error {
@@ -127,13 +148,67 @@ impl EvolveResults {
                 return Err(Error::DataConfig { path: path.into(), message: format!("column `{k}` missing") });
             }
         }
-        Ok(Self::from_csv(&table, path, fitness))
+        let mut r = Self::from_csv(&table, path, fitness);
+        if let Some(dir) = path.parent() {
+            r.repeats = crate::evolve::csv::repeats(dir)?;
+        }
+        Ok(r)
     }
 
     /// From a parsed table.
     pub fn from_csv(table: &EvolveCsv, path: impl Into<PathBuf>, fitness: &Fitness) -> Self {
         let f = (0..table.rows.len()).map(|i| fitness.eval(&table.results(i))).collect();
-        EvolveResults { path: path.into(), table: table.clone(), fitness: f, scorer: fitness.clone() }
+        EvolveResults {
+            path: path.into(),
+            table: table.clone(),
+            fitness: f,
+            scorer: fitness.clone(),
+            repeats: Default::default(),
+        }
+    }
+
+    /// Every candidate (a row that is not a re-evaluation) with its trainings: `row`, `n` (trainings), `mean`
+    /// fitness and its standard error `se` (NaN with one training).
+    pub fn candidates(&self) -> Result<DataFrame> {
+        let (mut rows, mut ns, mut means, mut ses) = (vec![], vec![], vec![], vec![]);
+        for (row, n, mean, se) in self.groups() {
+            rows.push(row as u32);
+            ns.push(n as u32);
+            means.push(mean);
+            ses.push(se);
+        }
+        DataFrame::new_infer_height(vec![
+            Column::new("row".into(), rows),
+            Column::new("n".into(), ns),
+            Column::new("mean".into(), means),
+            Column::new("se".into(), ses),
+        ])
+        .map_err(polars_err)
+    }
+
+    /// (row, trainings, mean fitness, standard error) per candidate, in row order.
+    fn groups(&self) -> Vec<(usize, usize, f64, f64)> {
+        (0..self.len())
+            .filter(|r| !self.repeats.contains_key(r))
+            .map(|r| {
+                let f: Vec<f64> = std::iter::once(r)
+                    .chain(self.repeats.iter().filter(|&(_, c)| *c == r).map(|(x, _)| *x))
+                    .filter(|&x| x < self.len())
+                    .map(|x| self.fitness[x])
+                    .collect();
+                let n = f.len() as f64;
+                let mean = f.iter().sum::<f64>() / n;
+                let sd = (f.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+                (r, f.len(), mean, sd / n.sqrt())
+            })
+            .collect()
+    }
+
+    /// Run-to-run noise of the base hyperparameters: row 0 and its re-evaluations (`Evolver::reevaluate`);
+    /// None when the base was trained once.
+    pub fn noise(&self) -> Option<Noise> {
+        let (_, n, mean, se) = self.groups().into_iter().find(|g| g.0 == 0)?;
+        (n > 1).then(|| Noise { n, mean, sd: se * (n as f64).sqrt(), se })
     }
 
     /// The fitness the rows are scored with.

@@ -332,3 +332,39 @@ fn fidelity_retrains_top_and_random_rows_with_the_full_schedule() {
     assert!(f.to_string().contains("Spearman's rho"), "{f}");
     assert_eq!(f.df().unwrap().height(), 4);
 }
+
+/// Issue 14.3: re-evaluation trains the base hyperparameters and each new best candidate again with other
+/// seeds; the repeats are rows linked by `repeat_of`, and the results report each candidate's mean ± SE and
+/// the base's run-to-run noise.
+#[test]
+fn re_evaluations_link_to_their_candidate_and_measure_the_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = base(dir.path()).generations(6).reevaluate(2).run().unwrap();
+    assert_eq!(run.rows, 6);
+    let gens = generations(&run.dir);
+    let repeats: Vec<(usize, usize)> = gens
+        .iter()
+        .filter(|g| !g["repeat_of"].is_empty())
+        .map(|g| (g["row"].parse().unwrap(), g["repeat_of"].parse().unwrap()))
+        .collect();
+    assert_eq!(&repeats[..2], &[(1, 0), (2, 0)], "generation 0 is repeated first: {repeats:?}");
+    for (r, c) in &repeats {
+        assert!(c < r);
+        assert!(repeats.iter().all(|(x, _)| x != c), "a repeat repeats a candidate, not another repeat");
+        // the same hyperparameters as the candidate
+        let t = csv::read(&run.dir.join("evolve.csv")).unwrap();
+        assert_eq!(t.rows[*r][7..], t.rows[*c][7..]);
+    }
+    let results = run.results().unwrap();
+    let noise = results.noise().expect("the base was trained three times");
+    assert_eq!(noise.n, 3);
+    assert!(noise.sd >= 0.0 && noise.se <= noise.sd);
+    let cands = results.candidates().unwrap();
+    assert_eq!(cands.height(), 6 - repeats.len());
+    assert!(noise.to_string().contains("3 trainings"), "{noise}");
+    // the fitness history draws the noise band
+    let fig = results.plot_fitness_history().unwrap();
+    if let Ok(p) = std::env::var("YOLO_LAB_KEEP_FIGURE") {
+        fig.save(p).unwrap();
+    }
+}

@@ -321,6 +321,9 @@ pub struct EvolveArgs {
     /// Failed generations (after their retry) tolerated before the evolution stops.
     #[arg(long = "max-failures")]
     pub max_failures: Option<usize>,
+    /// Re-train the base hyperparameters and each new best candidate N more times with other seeds.
+    #[arg(long, default_value_t = 0)]
+    pub reevaluate: usize,
     /// Validate at pruning rungs on only the first N validation images (the final validation uses all).
     #[arg(long = "rung-val-images")]
     pub rung_val_images: Option<usize>,

@@ -291,6 +291,7 @@ pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
         .seed(a.evolve_seed)
         .evolve_zeros(a.evolve_zeros)
         .prune(a.prune.parse()?)
+        .reevaluate(a.reevaluate)
         .project(train.project.clone())
         .name(train.name.as_str())
         .devices(if devices.len() > 1 { devices } else { vec![] });
@@ -312,7 +313,7 @@ pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
             "algorithm" => "population",
             "generations" => "evolve",
             "workers" => "evolve_workers",
-            "prune" | "max_failures" | "rung_val_images" => setting,
+            "prune" | "max_failures" | "rung_val_images" | "reevaluate" => setting,
             other => other,
         }
         .to_string()

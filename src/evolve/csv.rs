@@ -208,10 +208,11 @@ pub fn write_hyp_evolve(dir: &Path, csv: &EvolveCsv, fitness: &dyn Fn(&[f64; 7])
     Ok(p)
 }
 
-/// Columns of generations.csv (`pruned_at_epoch` empty for a generation that trained to the end).
+/// Columns of generations.csv (`pruned_at_epoch` empty for a generation that trained to the end, `repeat_of`
+/// the row a re-evaluation repeats).
 pub const GENERATION_COLUMNS: &str =
-    "row,generation,seed,worker,device,fitness,wall_s,train_s,epochs,pruned_at_epoch,note";
-/// The columns before `epochs` and `pruned_at_epoch` were added (files of earlier versions).
+    "row,generation,seed,worker,device,fitness,wall_s,train_s,epochs,pruned_at_epoch,repeat_of,note";
+/// The columns before `epochs`, `pruned_at_epoch` and `repeat_of` were added (files of earlier versions).
 const GENERATION_COLUMNS_V1: &str = "row,generation,seed,worker,device,fitness,wall_s,train_s,note";
 
 /// One CSV cell: quoted when it holds a comma or a quote.
@@ -248,7 +249,7 @@ pub fn append_generation(dir: &Path, _lock: &FolderLock, fields: &[String]) -> R
         for line in text.lines().skip(1).filter(|l| !l.is_empty()) {
             let mut cells = split_line(line);
             let at = cells.len().saturating_sub(1);
-            cells.splice(at..at, [String::new(), String::new()]);
+            cells.splice(at..at, [String::new(), String::new(), String::new()]);
             out.push_str(&cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
             out.push('\n');
         }
@@ -267,22 +268,34 @@ pub fn append_generation(dir: &Path, _lock: &FolderLock, fields: &[String]) -> R
     f.sync_all().at(&p)
 }
 
-/// The evolve.csv rows whose generation was pruned (generations.csv's `pruned_at_epoch`).
-pub fn pruned_rows(dir: &Path) -> Result<std::collections::BTreeSet<usize>> {
+/// generations.csv's `row` and `column` of every line where `column` is set.
+fn rows_with(dir: &Path, column: &str) -> Result<Vec<(usize, String)>> {
     let p = dir.join("generations.csv");
     if !p.is_file() {
-        return Ok(Default::default());
+        return Ok(vec![]);
     }
     let text = std::fs::read_to_string(&p).at(&p)?;
     let mut lines = text.lines();
     let head = lines.next().map(split_line).unwrap_or_default();
     let col = |name: &str| head.iter().position(|h| h == name);
-    let (Some(row), Some(pruned)) = (col("row"), col("pruned_at_epoch")) else { return Ok(Default::default()) };
+    let (Some(row), Some(c)) = (col("row"), col(column)) else { return Ok(vec![]) };
     Ok(lines
         .map(split_line)
-        .filter(|c| c.get(pruned).is_some_and(|v| !v.is_empty()))
-        .filter_map(|c| c.get(row).and_then(|r| r.parse().ok()))
+        .filter_map(|cells| {
+            let v = cells.get(c).filter(|v| !v.is_empty())?.clone();
+            Some((cells.get(row)?.parse().ok()?, v))
+        })
         .collect())
+}
+
+/// The evolve.csv rows whose generation was pruned (generations.csv's `pruned_at_epoch`).
+pub fn pruned_rows(dir: &Path) -> Result<std::collections::BTreeSet<usize>> {
+    Ok(rows_with(dir, "pruned_at_epoch")?.into_iter().map(|(r, _)| r).collect())
+}
+
+/// Re-evaluations: row → the row it repeats (generations.csv's `repeat_of`).
+pub fn repeats(dir: &Path) -> Result<std::collections::BTreeMap<usize, usize>> {
+    Ok(rows_with(dir, "repeat_of")?.into_iter().filter_map(|(r, v)| Some((r, v.parse().ok()?))).collect())
 }
 
 #[cfg(test)]
@@ -311,15 +324,22 @@ mod tests {
             .unwrap();
         let lock = lock(dir.path()).unwrap();
         let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        append_generation(dir.path(), &lock, &f(&["1", "1", "0", "0", "cpu", "0.2", "1.0", "0.5", "1", "0", "pruned"]))
+        append_generation(
+            dir.path(),
+            &lock,
+            &f(&["1", "1", "0", "0", "cpu", "0.2", "1.0", "0.5", "1", "0", "", "pruned"]),
+        )
+        .unwrap();
+        append_generation(dir.path(), &lock, &f(&["2", "2", "0", "0", "cpu", "0.2", "1.0", "0.5", "3", "", "0", ""]))
             .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], GENERATION_COLUMNS);
         assert_eq!(
             split_line(lines[1]),
-            f(&["0", "0", "0", "0", "cpu", "0.1", "1.0", "0.9", "", "", "a, quoted \"note\""])
+            f(&["0", "0", "0", "0", "cpu", "0.1", "1.0", "0.9", "", "", "", "a, quoted \"note\""])
         );
         assert_eq!(pruned_rows(dir.path()).unwrap().into_iter().collect::<Vec<_>>(), [1]);
+        assert_eq!(repeats(dir.path()).unwrap().into_iter().collect::<Vec<_>>(), [(2, 0)]);
     }
 }

@@ -78,8 +78,16 @@ impl Injection {
 }
 
 impl Ctx<'_> {
-    /// Train generation `label`; see the module docs for pruning, retries and failures.
-    pub(super) fn train(&self, label: &str, hyp: &Hyp, device: &str, data: &mut PreparedData) -> Trained {
+    /// Train generation `label` with the base seed plus `seed_offset` (re-evaluations train with other seeds);
+    /// see the module docs for pruning, retries and failures.
+    pub(super) fn train(
+        &self,
+        label: &str,
+        hyp: &Hyp,
+        device: &str,
+        data: &mut PreparedData,
+        seed_offset: u64,
+    ) -> Trained {
         let evo = self.evo;
         let mut notes: Vec<String> = Vec::new();
         let mut batch = evo.base.batch;
@@ -90,7 +98,7 @@ impl Ctx<'_> {
             evo.inject_failures.as_ref().map(|(_, m)| m.clone()).unwrap_or_default(),
         );
         for attempt in 0..ATTEMPTS {
-            let seed = evo.base.seed + attempt as u64 * RETRY_SEED_STEP;
+            let seed = evo.base.seed + seed_offset + attempt as u64 * RETRY_SEED_STEP;
             let mut t = evo
                 .base
                 .clone()

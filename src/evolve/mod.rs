@@ -111,6 +111,9 @@ pub struct Evolver {
     pub prune: Pruner,
     /// Failed generations (after their retry) this call tolerates before it stops. Default none (no limit).
     pub max_failures: Option<usize>,
+    /// Re-train the base hyperparameters and each new best candidate this many more times with other seeds
+    /// (classic GA); parents are chosen by mean fitness. Default 0 (YOLOv5: every fitness is believed).
+    pub reevaluate: usize,
     /// Rung validations (pruning) use only the first n validation images, the same for every generation; the
     /// final validation always uses all. Default none (all images).
     pub rung_val_images: Option<usize>,
@@ -144,6 +147,8 @@ crate::setters! { Evolver, given;
     max_failures: usize => |v| Some(v);
     /// Validation images of rung validations.
     rung_val_images: usize => |v| Some(v);
+    /// Re-evaluations of the base and of each new best candidate.
+    reevaluate: usize => |v| v;
 }
 
 impl Evolver {
@@ -166,6 +171,7 @@ impl Evolver {
             prune: Pruner::None,
             max_failures: None,
             rung_val_images: None,
+            reevaluate: 0,
             inject_failures: None,
             given: Default::default(),
         }

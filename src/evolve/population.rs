@@ -66,7 +66,7 @@ impl Ctx<'_> {
                     }
                     let start = Instant::now();
                     let label = format!("{generation}.{k}");
-                    let out = self.train(&label, &hyp, device, data);
+                    let out = self.train(&label, &hyp, device, data, 0);
                     let wall_s = start.elapsed().as_secs_f64();
                     self.record(Generation {
                         label: &label,
@@ -77,6 +77,7 @@ impl Ctx<'_> {
                         out: &out,
                         wall_s,
                         changes: &[],
+                        repeat_of: None,
                     })?;
                     scores_m.lock().unwrap_or_else(|p| p.into_inner())[k] = fit(&out.results);
                 }

@@ -38,6 +38,8 @@ pub(super) struct Generation<'a> {
     pub(super) out: &'a Trained,
     pub(super) wall_s: f64,
     pub(super) changes: &'a [(String, f64)],
+    /// The row this training re-evaluates with another seed.
+    pub(super) repeat_of: Option<usize>,
 }
 
 impl Ctx<'_> {
@@ -51,7 +53,7 @@ impl Ctx<'_> {
 
     /// Append a generation's row and side-file line, rewrite hyp_evolve.yaml, print the summary line.
     pub(super) fn record(&self, g: Generation<'_>) -> Result<usize> {
-        let Generation { label: gen_label, claim, worker, device, hyp, out, wall_s, changes } = g;
+        let Generation { label: gen_label, claim, worker, device, hyp, out, wall_s, changes, repeat_of } = g;
         let fit = self.evo.fitness_closure();
         let lock = csv::lock(&self.dir)?;
         let pairs: Vec<(String, f64)> = hyp.iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -80,6 +82,7 @@ impl Ctx<'_> {
             format!("{:.2}", out.train_s),
             out.epochs.to_string(),
             out.pruned_at.map(|e| e.to_string()).unwrap_or_default(),
+            repeat_of.map(|r| r.to_string()).unwrap_or_default(),
             note,
         ];
         csv::append_generation(&self.dir, &lock, &fields)?;
@@ -173,7 +176,7 @@ impl Ctx<'_> {
                     let parents = if table.rows.is_empty() && generation > 0 {
                         base_table(&self.hyp)
                     } else {
-                        selectable(table, &csv::pruned_rows(&self.dir)?)
+                        parents_of(table, &csv::pruned_rows(&self.dir)?, &csv::repeats(&self.dir)?)
                     };
                     let mut rng = rng_for(self.evo.seed, Stream::Mutation, &[generation as u64]);
                     let (hyp, changes) = classic_next(
@@ -189,7 +192,7 @@ impl Ctx<'_> {
                     (generation, hyp, changes)
                 };
                 let label = generation.to_string();
-                let out = self.train(&label, &hyp, device, data);
+                let out = self.train(&label, &hyp, device, data, 0);
                 let wall_s = start.elapsed().as_secs_f64();
                 let res = self.record(Generation {
                     label: &label,
@@ -200,26 +203,104 @@ impl Ctx<'_> {
                     out: &out,
                     wall_s,
                     changes: &changes,
+                    repeat_of: None,
                 });
                 if res.is_err()
                     && let Ok(lock) = csv::lock(&self.dir)
                 {
                     let _ = claims::release(&self.dir, &lock, generation);
                 }
-                res?;
+                let rows = res?;
+                self.reevaluate(rows - 1, generation, &hyp, w, device, data)?;
             }
         })
     }
+
+    /// Re-train a candidate with other seeds ([`Evolver::reevaluate`]) when it is the base hyperparameters
+    /// (generation 0: the run-to-run noise) or the best candidate so far by mean fitness; each repeat takes a
+    /// generation number of its own and is a row of evolve.csv linked by generations.csv's `repeat_of`.
+    fn reevaluate(
+        &self,
+        row: usize,
+        generation: usize,
+        hyp: &Hyp,
+        w: usize,
+        device: &str,
+        data: &mut PreparedData,
+    ) -> Result<()> {
+        if self.evo.reevaluate == 0 {
+            return Ok(());
+        }
+        let fit = self.evo.fitness_closure();
+        if generation > 0 {
+            let _lock = csv::lock(&self.dir)?;
+            let table = csv::read(&self.dir.join("evolve.csv"))?;
+            let repeats = csv::repeats(&self.dir)?;
+            let parents = parents_of(table, &Default::default(), &repeats);
+            // parents_of keeps candidates in row order without repeat rows: find this row's place among them
+            let place = (0..row).filter(|r| !repeats.contains_key(r)).count();
+            let mine = fit(&parents.results(place));
+            let best_other = (0..parents.rows.len())
+                .filter(|&i| i != place)
+                .map(|i| fit(&parents.results(i)))
+                .fold(f64::MIN, f64::max);
+            // only a new best (a NaN never is) is re-evaluated
+            if mine.partial_cmp(&best_other) != Some(std::cmp::Ordering::Greater) {
+                return Ok(());
+            }
+        }
+        for j in 1..=self.evo.reevaluate {
+            let start = Instant::now();
+            let claimed = {
+                let lock = csv::lock(&self.dir)?;
+                let rows = csv::read(&self.dir.join("evolve.csv"))?.rows.len();
+                claims::claim(&self.dir, &lock, rows, self.evo.generations)?
+            };
+            let Some(g) = claimed else { return Ok(()) };
+            let label = format!("{g}");
+            let out = self.train(&label, hyp, device, data, j as u64);
+            let wall_s = start.elapsed().as_secs_f64();
+            self.record(Generation {
+                label: &label,
+                claim: Some(g),
+                worker: w,
+                device,
+                hyp,
+                out: &out,
+                wall_s,
+                changes: &[],
+                repeat_of: Some(row),
+            })?;
+        }
+        Ok(())
+    }
 }
 
-/// Rows that parents are chosen from: the generations that trained to the end, unless fewer than
-/// [`MIN_COMPLETE_PARENTS`] did (then every row, pruned ones with their last metrics).
-pub(super) fn selectable(table: csv::EvolveCsv, pruned: &std::collections::BTreeSet<usize>) -> csv::EvolveCsv {
-    let complete = table.rows.len() - pruned.iter().filter(|&&r| r < table.rows.len()).count();
-    if pruned.is_empty() || complete < MIN_COMPLETE_PARENTS {
-        return table;
+/// Rows that parents are chosen from: one per candidate (a row and its re-evaluations, averaged), and only
+/// the generations that trained to the end unless fewer than [`MIN_COMPLETE_PARENTS`] did (then every row,
+/// pruned ones with their last metrics).
+pub(super) fn parents_of(
+    table: csv::EvolveCsv,
+    pruned: &std::collections::BTreeSet<usize>,
+    repeats: &std::collections::BTreeMap<usize, usize>,
+) -> csv::EvolveCsv {
+    let n = table.rows.len();
+    let complete = (0..n).filter(|r| !pruned.contains(r) && !repeats.contains_key(r)).count();
+    let drop_pruned = !pruned.is_empty() && complete >= MIN_COMPLETE_PARENTS;
+    let mut rows = Vec::new();
+    for (i, row) in table.rows.iter().enumerate() {
+        if repeats.contains_key(&i) || (drop_pruned && pruned.contains(&i)) {
+            continue;
+        }
+        let group: Vec<&Vec<f64>> = std::iter::once(row)
+            .chain(repeats.iter().filter(|&(r, c)| *c == i && *r < n).map(|(r, _)| &table.rows[*r]))
+            .collect();
+        let mut mean = row.clone();
+        for (k, m) in mean.iter_mut().enumerate().take(csv::METRIC_KEYS.len()) {
+            *m = group.iter().map(|g| g[k]).sum::<f64>() / group.len() as f64;
+        }
+        rows.push(mean);
     }
-    let rows = table.rows.into_iter().enumerate().filter(|(i, _)| !pruned.contains(i)).map(|(_, r)| r).collect();
     csv::EvolveCsv { columns: table.columns, rows }
 }
 
@@ -244,11 +325,38 @@ mod tests {
         let table =
             |n: usize| csv::EvolveCsv { columns: vec!["x".into()], rows: (0..n).map(|i| vec![i as f64]).collect() };
         let pruned: std::collections::BTreeSet<usize> = [1, 3].into();
+        let none = Default::default();
         // 6 rows, 4 complete: too few, every row stays
-        assert_eq!(selectable(table(6), &pruned).rows.len(), 6);
+        assert_eq!(parents_of(table(6), &pruned, &none).rows.len(), 6);
         // 7 rows, 5 complete: the pruned ones leave
-        let kept: Vec<f64> = selectable(table(7), &pruned).rows.iter().map(|r| r[0]).collect();
+        let kept: Vec<f64> = parents_of(table(7), &pruned, &none).rows.iter().map(|r| r[0]).collect();
         assert_eq!(kept, [0.0, 2.0, 4.0, 5.0, 6.0]);
-        assert_eq!(selectable(table(7), &Default::default()).rows.len(), 7);
+        assert_eq!(parents_of(table(7), &Default::default(), &none).rows.len(), 7);
+    }
+
+    #[test]
+    fn re_evaluated_candidates_are_one_parent_with_their_mean() {
+        let table = csv::EvolveCsv {
+            columns: vec![
+                "a".into(),
+                "b".into(),
+                "c".into(),
+                "d".into(),
+                "e".into(),
+                "f".into(),
+                "g".into(),
+                "lr0".into(),
+            ],
+            rows: vec![
+                vec![0.4, 0., 0., 0., 0., 0., 0., 0.01],
+                vec![0.2, 0., 0., 0., 0., 0., 0., 0.01],
+                vec![0.9, 0., 0., 0., 0., 0., 0., 0.02],
+            ],
+        };
+        let repeats = [(1, 0)].into();
+        let p = parents_of(table, &Default::default(), &repeats);
+        assert_eq!(p.rows.len(), 2);
+        assert!((p.rows[0][0] - 0.3).abs() < 1e-12, "mean of the candidate and its repeat");
+        assert_eq!(p.rows[1][0], 0.9);
     }
 }

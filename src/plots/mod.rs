@@ -175,8 +175,13 @@ impl EvolveResults {
             m = m.max(*v);
             best.push(m);
         }
+        let noise = self.noise();
         render(900, 450, "fitness by generation", |root| {
-            let yr = range(&f);
+            let mut span = f.clone();
+            if let Some(n) = noise {
+                span.extend([n.mean - n.sd, n.mean + n.sd]);
+            }
+            let yr = range(&span);
             let mut chart = ChartBuilder::on(root)
                 .caption("fitness by generation", ("sans-serif", 20))
                 .margin(10)
@@ -192,6 +197,18 @@ impl EvolveResults {
                 .y_label_formatter(&|y| fmt_g(*y, 3))
                 .draw()
                 .map_err(plot_err)?;
+            if let Some(n) = noise {
+                // the base hyperparameters' run-to-run noise: their mean ± one training's standard deviation
+                let x1 = (f.len().max(2) - 1) as f64;
+                chart
+                    .draw_series([Rectangle::new(
+                        [(0.0, n.mean - n.sd), (x1, n.mean + n.sd)],
+                        BLACK.mix(0.08).filled(),
+                    )])
+                    .map_err(plot_err)?
+                    .label(format!("base ± noise (sd over {} seeds)", n.n))
+                    .legend(|(x, y)| Rectangle::new([(x - 8, y - 4), (x + 8, y + 4)], BLACK.mix(0.15).filled()));
+            }
             chart
                 .draw_series(f.iter().enumerate().map(|(i, v)| Circle::new((i as f64, *v), 3, BLUE.mix(0.6).filled())))
                 .map_err(plot_err)?

@@ -204,6 +204,28 @@ impl EvolveResults {
             .collect()
     }
 
+    /// What pruning did (generations.csv beside evolve.csv): per row its fitness, the epochs it trained and the
+    /// epoch it was pruned at (null when it trained to the end).
+    pub fn pruning(&self) -> Result<DataFrame> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let epochs: std::collections::BTreeMap<usize, u32> = crate::evolve::csv::rows_with(dir, "epochs")?
+            .into_iter()
+            .filter_map(|(r, v)| Some((r, v.parse().ok()?)))
+            .collect();
+        let pruned: std::collections::BTreeMap<usize, u32> = crate::evolve::csv::rows_with(dir, "pruned_at_epoch")?
+            .into_iter()
+            .filter_map(|(r, v)| Some((r, v.parse().ok()?)))
+            .collect();
+        let rows: Vec<usize> = (0..self.len()).collect();
+        DataFrame::new_infer_height(vec![
+            Column::new("row".into(), rows.iter().map(|&r| r as u32).collect::<Vec<_>>()),
+            Column::new("fitness".into(), self.fitness.clone()),
+            Column::new("epochs".into(), rows.iter().map(|r| epochs.get(r).copied()).collect::<Vec<_>>()),
+            Column::new("pruned_at_epoch".into(), rows.iter().map(|r| pruned.get(r).copied()).collect::<Vec<_>>()),
+        ])
+        .map_err(polars_err)
+    }
+
     /// Run-to-run noise of the base hyperparameters: row 0 and its re-evaluations (`Evolver::reevaluate`);
     /// None when the base was trained once.
     pub fn noise(&self) -> Option<Noise> {

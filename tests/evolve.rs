@@ -255,6 +255,9 @@ fn pruned_evolution_trains_fewer_epochs_and_resumes_its_rungs() {
         assert!(g["note"].contains("pruned at epoch 0"), "{g:?}");
     }
     assert!(generations(&full.dir).iter().all(|g| g["pruned_at_epoch"].is_empty()));
+    let table = pruned.results().unwrap().pruning().unwrap();
+    assert_eq!(table.height(), 5);
+    assert_eq!(table.column("pruned_at_epoch").unwrap().null_count(), 5 - stopped.len());
     let rungs = std::fs::read_to_string(pruned.dir.join("rungs.csv")).unwrap();
     assert_eq!(rungs.lines().count(), 6, "one measurement per generation at epoch 0:\n{rungs}");
     // resumed without --prune: the evolution's own pruner judges the new generations against the old rungs
@@ -339,7 +342,10 @@ fn fidelity_retrains_top_and_random_rows_with_the_full_schedule() {
 #[test]
 fn re_evaluations_link_to_their_candidate_and_measure_the_noise() {
     let dir = tempfile::tempdir().unwrap();
-    let run = base(dir.path()).generations(6).reevaluate(2).run().unwrap();
+    // with a pruner too: re-evaluations measure noise, so they train to the end
+    let sha = Pruner::SuccessiveHalving { min_epochs: 1, reduction: 3 };
+    let t = Trainer::new().data("shapes-tiny").imgsz(64).batch(8).epochs(2).workers(1).device("cpu");
+    let run = Evolver::new(t).project(dir.path()).seed(1).prune(sha).generations(6).reevaluate(2).run().unwrap();
     assert_eq!(run.rows, 6);
     let gens = generations(&run.dir);
     let repeats: Vec<(usize, usize)> = gens
@@ -350,6 +356,8 @@ fn re_evaluations_link_to_their_candidate_and_measure_the_noise() {
     assert_eq!(&repeats[..2], &[(1, 0), (2, 0)], "generation 0 is repeated first: {repeats:?}");
     for (r, c) in &repeats {
         assert!(c < r);
+        assert_eq!(gens[*r]["pruned_at_epoch"], "", "repeat row {r} was pruned");
+        assert_eq!(gens[*r]["epochs"], "2");
         assert!(repeats.iter().all(|(x, _)| x != c), "a repeat repeats a candidate, not another repeat");
         // the same hyperparameters as the candidate
         let t = csv::read(&run.dir.join("evolve.csv")).unwrap();

@@ -269,7 +269,7 @@ pub fn append_generation(dir: &Path, _lock: &FolderLock, fields: &[String]) -> R
 }
 
 /// generations.csv's `row` and `column` of every line where `column` is set.
-fn rows_with(dir: &Path, column: &str) -> Result<Vec<(usize, String)>> {
+pub fn rows_with(dir: &Path, column: &str) -> Result<Vec<(usize, String)>> {
     let p = dir.join("generations.csv");
     if !p.is_file() {
         return Ok(vec![]);

@@ -112,7 +112,8 @@ impl Ctx<'_> {
             t.project = self.dir.parent().map(|p| p.to_path_buf()).unwrap_or_default();
             t.name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             t.resume = None;
-            t.rung_epochs = evo.prune.rungs(t.epochs);
+            // a re-evaluation (another seed) measures noise and trains to the end: it is never pruned
+            t.rung_epochs = if seed_offset == 0 { evo.prune.rungs(t.epochs) } else { vec![] };
             t.rung_val_images = evo.rung_val_images;
             if evo.inject_failures.is_some() && t.rung_epochs.is_empty() && t.epochs > 1 {
                 t.rung_epochs = vec![0]; // an injected failure needs a validation to happen at

@@ -279,7 +279,7 @@ impl Module for Conv {
     }
 }
 
-/// Standard bottleneck: 1x1 conv, 3x3 conv, optional residual (`Bottleneck`; also the shape of [`cross_conv`]).
+/// Standard bottleneck: 1x1 conv, 3x3 conv, optional residual (`Bottleneck`; also the shape of `CrossConv`).
 #[derive(Debug)]
 pub struct Bottleneck {
     /// 1x1 reduction.

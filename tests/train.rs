@@ -376,3 +376,63 @@ fn lr_schedule_after_warmup_is_one_epoch_behind_like_train_py() {
         }
     }
 }
+
+/// The BatchNorm buffers of layers 0–9 (running statistics and counters) after a `freeze(10)` training from
+/// `init`, against `init`'s: (identical, changed).
+fn frozen_bn_buffers(dir: &Path, freeze_bn: bool) -> (usize, usize) {
+    let init = dir.join("init.safetensors");
+    Yolo::new("yolov5n", Some(3), Device::Cpu).unwrap().save(&init).unwrap();
+    let run = tiny(dir).weights(&init).freeze(10).freeze_bn(freeze_bn).epochs(1).noautoanchor(true).fit().unwrap();
+    let (before, after) = (tensors(&init), tensors(&run.dir.join("weights/last.safetensors")));
+    let (mut same, mut changed) = (0, 0);
+    for (k, v) in &before {
+        let idx: usize = k.split('.').nth(1).unwrap().parse().unwrap();
+        if idx < 10 && ["running_mean", "running_var", "num_batches_tracked"].iter().any(|b| k.ends_with(b)) {
+            if after[&format!("train.{k}")].equal(v) { same += 1 } else { changed += 1 }
+        }
+    }
+    (same, changed)
+}
+
+/// Issue 15.3: with `freeze_bn(true)` every frozen BatchNorm buffer is bit-identical after training; without
+/// it (YOLOv5's behaviour) they drift.
+#[test]
+fn freeze_bn_keeps_frozen_batchnorm_statistics() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (same, changed) = frozen_bn_buffers(&dir.path().join("eval"), true);
+    assert!(same > 0 && changed == 0, "{same} identical, {changed} changed");
+    let (same, changed) = frozen_bn_buffers(&dir.path().join("drift"), false);
+    assert!(changed > 0 && same == 0, "{same} identical, {changed} changed");
+}
+
+/// Issue 15.3: an unfreeze schedule leaves the frozen parameters alone before its epoch and trains them after.
+#[test]
+fn unfreezing_trains_formerly_frozen_layers_after_its_epoch_only() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("init.safetensors");
+    Yolo::new("yolov5n", Some(3), Device::Cpu).unwrap().save(&init).unwrap();
+    let mut hyp = Hyp::default();
+    hyp.set("lr0", 1.0).unwrap();
+    let schedule = FreezeSchedule::unfreeze_at(10usize, 1, 1);
+    let t = tiny(dir.path()).weights(&init).hyp(hyp).freeze_schedule(schedule).noautoanchor(true).name("u");
+    let first = t.clone().interrupt_after(1).fit().unwrap();
+    let key = "model.0.conv.weight";
+    let start = &tensors(&init)[key];
+    assert!(
+        tensors(&first.dir.join("weights/last.safetensors"))[&format!("train.{key}")].equal(start),
+        "trained while frozen"
+    );
+    let done = t.resume(first.dir.join("weights/last.safetensors")).fit().unwrap();
+    assert_eq!(done.rows.len(), 2);
+    assert!(
+        !tensors(&done.dir.join("weights/last.safetensors"))[&format!("train.{key}")].equal(start),
+        "not trained after unfreezing"
+    );
+    // gradual unfreezing: 24 → 16 → 8 → 0 frozen modules
+    let g = FreezeSchedule::gradual(24, 8, 2, 3);
+    let frozen: Vec<Vec<usize>> = g.stages.iter().map(|s| s.freeze.indices()).collect();
+    assert_eq!(frozen.iter().map(Vec::len).collect::<Vec<_>>(), [24, 16, 8, 0]);
+    assert_eq!(g.epochs(), 9);
+}

@@ -238,6 +238,9 @@ pub struct TrainArgs {
     /// Sharpness-aware minimisation around the optimizer.
     #[arg(long)]
     pub sam: bool,
+    /// Keep frozen layers' BatchNorm in eval mode (running statistics fixed; YOLOv5 lets them drift).
+    #[arg(long = "freeze-bn")]
+    pub freeze_bn: bool,
     /// Cosine learning-rate schedule.
     #[arg(long = "cos-lr")]
     pub cos_lr: bool,

@@ -219,6 +219,7 @@ pub fn trainer(a: &TrainArgs) -> anyhow::Result<Trainer> {
         .cache(a.cache.as_deref().unwrap_or("none").parse::<Cache>()?)
         .optimizer(a.optimizer.parse()?)
         .sam(a.sam)
+        .freeze_bn(a.freeze_bn)
         .cos_lr(a.cos_lr)
         .label_smoothing(a.label_smoothing)
         .patience(a.patience)

@@ -46,6 +46,9 @@ pub struct BatchNorm {
     pub num_batches_tracked: Tensor,
     /// Momentum of the running statistics.
     pub momentum: f64,
+    /// Normalise with the running statistics and leave them alone even in training mode (a frozen layer
+    /// under `Trainer::freeze_bn`, as `module.eval()` in PyTorch).
+    pub eval_always: bool,
 }
 
 impl BatchNorm {
@@ -59,12 +62,14 @@ impl BatchNorm {
             running_var: p.ones_no_train("running_var", &[c]),
             num_batches_tracked,
             momentum: BN_MOMENTUM,
+            eval_always: false,
         }
     }
 }
 
 impl ModuleT for BatchNorm {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let train = train && !self.eval_always;
         if train {
             tch::no_grad(|| {
                 let mut n = self.num_batches_tracked.shallow_clone();

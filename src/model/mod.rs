@@ -203,6 +203,17 @@ impl Yolo {
         det.initialize_biases();
     }
 
+    /// Keep the BatchNorms of these layers in eval mode (running statistics used and fixed) and every other
+    /// BatchNorm in the mode the forward pass asks for (`Trainer::freeze_bn`).
+    pub fn set_bn_eval(&mut self, layers: &[usize]) {
+        for l in &mut self.layers {
+            let on = layers.contains(&l.index);
+            for bn in l.batch_norms_mut() {
+                bn.eval_always = on;
+            }
+        }
+    }
+
     fn set_bn_momentum(&mut self, m: f64) {
         for l in &mut self.layers {
             for bn in l.batch_norms_mut() {

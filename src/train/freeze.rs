@@ -114,6 +114,28 @@ impl FreezeSchedule {
         }
     }
 
+    /// `freeze` for the first `frozen_epochs`, then everything trains for `then_epochs` (unfreezing during
+    /// training, yolov5 #10416).
+    pub fn unfreeze_at(freeze: impl Into<Freeze>, frozen_epochs: usize, then_epochs: usize) -> Self {
+        let stage = |epochs, freeze| FreezeStage { epochs, freeze, data_fraction: 1.0, lr_scale: 1.0 };
+        FreezeSchedule { stages: vec![stage(frozen_epochs, freeze.into()), stage(then_epochs, Freeze::None)] }
+    }
+
+    /// Gradual unfreezing from the head down (yolov5 #9677): modules `0..frozen` frozen for
+    /// `epochs_per_stage`, then `0..frozen-step`, and so on until nothing is frozen, which trains for
+    /// `final_epochs`.
+    pub fn gradual(frozen: usize, step: usize, epochs_per_stage: usize, final_epochs: usize) -> Self {
+        let stage = |epochs, freeze| FreezeStage { epochs, freeze, data_fraction: 1.0, lr_scale: 1.0 };
+        let mut stages = Vec::new();
+        let mut n = frozen;
+        while n > 0 {
+            stages.push(stage(epochs_per_stage, Freeze::First(n)));
+            n = n.saturating_sub(step.max(1));
+        }
+        stages.push(stage(final_epochs, Freeze::None));
+        FreezeSchedule { stages }
+    }
+
     /// Total epochs.
     pub fn epochs(&self) -> usize {
         self.stages.iter().map(|s| s.epochs).sum()

@@ -208,6 +208,9 @@ pub struct Trainer {
     pub optimizer: OptimizerKind,
     /// Sharpness-aware minimisation around the optimizer (seed 003). Default off.
     pub sam: bool,
+    /// Keep frozen layers' BatchNorm in eval mode: their running statistics stay fixed (YOLOv5 lets them
+    /// drift, the default). Default off.
+    pub freeze_bn: bool,
     /// Cosine learning-rate schedule instead of linear. Default off.
     pub cos_lr: bool,
     /// Label smoothing epsilon. Default 0.
@@ -278,6 +281,7 @@ impl Default for Trainer {
             seed: 0,
             optimizer: OptimizerKind::Sgd,
             sam: false,
+            freeze_bn: false,
             cos_lr: false,
             label_smoothing: 0.0,
             varifocal: false,
@@ -332,6 +336,8 @@ crate::setters! { Trainer, given;
     optimizer: OptimizerKind => |v| v;
     /// Sharpness-aware minimisation.
     sam: bool => |v| v;
+    /// Frozen layers' BatchNorm in eval mode.
+    freeze_bn: bool => |v| v;
     /// Cosine schedule.
     cos_lr: bool => |v| v;
     /// Label smoothing.

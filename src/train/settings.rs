@@ -57,6 +57,9 @@ pub struct RunSettings {
     pub optimizer: String,
     /// Sharpness-aware minimisation.
     pub sam: bool,
+    /// Frozen layers' BatchNorm in eval mode.
+    #[serde(default)]
+    pub freeze_bn: bool,
     /// Loader workers.
     pub workers: usize,
     /// Run folder parent.
@@ -150,6 +153,7 @@ impl RunSettings {
             multi_scale: t.multi_scale,
             optimizer: format!("{:?}", t.optimizer).replace("Sgd", "SGD"),
             sam: t.sam,
+            freeze_bn: t.freeze_bn,
             workers: t.workers,
             project: t.project.clone(),
             name: t.name.clone(),
@@ -203,6 +207,7 @@ impl RunSettings {
             seed: self.seed,
             optimizer: self.optimizer.parse().map_err(|e| bad("optimizer", e))?,
             sam: self.sam,
+            freeze_bn: self.freeze_bn,
             cos_lr: self.cos_lr,
             label_smoothing: self.label_smoothing,
             varifocal: self.varifocal,

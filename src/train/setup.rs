@@ -402,11 +402,15 @@ impl<'a> Run<'a> {
             }
         }
         self.frozen = frozen;
+        if self.t.freeze_bn {
+            self.step.model.set_bn_eval(&freeze.indices());
+        }
         let total = self.step.model.parameters();
         self.progress.info(&format!(
-            "freeze: {freeze}; {} frozen parameters, {} trainable",
+            "freeze: {freeze}; {} frozen parameters, {} trainable{}",
             crate::model::thousands(frozen),
-            crate::model::thousands(total - frozen)
+            crate::model::thousands(total - frozen),
+            if self.t.freeze_bn && frozen > 0 { "; frozen BatchNorms in eval mode" } else { "" }
         ));
     }
 }

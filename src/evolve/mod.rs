@@ -15,6 +15,7 @@ pub mod csv;
 mod ga;
 mod generation;
 pub mod meta;
+pub mod pareto;
 mod population;
 pub mod prune;
 mod worker;

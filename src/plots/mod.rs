@@ -94,6 +94,18 @@ fn range(v: &[f64]) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// A running best drawn as a step: flat until the generation that improves it, then straight up.
+fn step_points(best: &[f64]) -> Vec<(f64, f64)> {
+    let mut pts = Vec::with_capacity(2 * best.len());
+    for (i, &v) in best.iter().enumerate() {
+        if i > 0 {
+            pts.push((i as f64, best[i - 1]));
+        }
+        pts.push((i as f64, v));
+    }
+    pts
+}
+
 /// log(count) of each point's cell in a 2-D histogram with `n` edges per axis (`hist2d` in plots.py).
 pub fn hist2d_log_density(x: &[f64], y: &[f64], n: usize) -> Vec<f64> {
     let edges = |v: &[f64]| {
@@ -215,7 +227,7 @@ impl EvolveResults {
                 .label("generation")
                 .legend(|(x, y)| Circle::new((x, y), 3, BLUE.filled()));
             chart
-                .draw_series(LineSeries::new(best.iter().enumerate().map(|(i, v)| (i as f64, *v)), RED.stroke_width(2)))
+                .draw_series(LineSeries::new(step_points(&best), RED.stroke_width(2)))
                 .map_err(plot_err)?
                 .label("best so far")
                 .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
@@ -547,4 +559,12 @@ pub fn plot_detections(found: &[crate::detect::ImageDetections]) -> Result<Figur
     let images: Vec<crate::data::Image> = found.iter().map(|f| f.annotated()).collect();
     let captions: Vec<String> = found.iter().map(|f| f.summary()).collect();
     image_grid(&images, &captions, 4)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_running_best_is_a_step() {
+        assert_eq!(super::step_points(&[0.1, 0.1, 0.3]), [(0.0, 0.1), (1.0, 0.1), (1.0, 0.1), (2.0, 0.1), (2.0, 0.3)]);
+    }
 }

@@ -36,7 +36,7 @@ impl Pretrained {
             let model = match cfg {
                 Some(c) => {
                     let mut m = Yolo::new(c, Some(ck.nc), device)?;
-                    m.load(path)?;
+                    m.load_checkpoint(&ck)?;
                     m
                 }
                 None => Yolo::from_checkpoint(&ck, device)?,

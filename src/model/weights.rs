@@ -125,9 +125,15 @@ impl Yolo {
         let name = ckpt.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let config = ModelConfig::parse(&ckpt.yaml_text(), &ckpt.path, &name, Some(ckpt.nc), None)?;
         let mut model = Yolo::from_config(config, device)?;
-        let report = model.load_tensors(&ckpt.tensors());
-        model.require_complete(&ckpt.path, &report)?;
+        model.load_checkpoint(ckpt)?;
         Ok(model)
+    }
+
+    /// Load every tensor of the model from a checkpoint already read (as [`Yolo::load`] does from its file).
+    pub fn load_checkpoint(&mut self, ckpt: &Checkpoint) -> Result<LoadReport> {
+        let report = self.load_tensors(&ckpt.tensors());
+        self.require_complete(&ckpt.path, &report)?;
+        Ok(report)
     }
 
     /// Save every variable (parameters and buffers) as safetensors, atomically.

@@ -74,9 +74,10 @@ impl Trainer {
         if !self.given.contains("cfg")
             && let Some(w) = self.weights.as_deref().filter(|w| is_pt(w))
         {
-            let ck = Checkpoint::read(w)?;
+            // the yaml only: the tensors are read once, when the weights are loaded
+            let (yaml, ck_nc) = Checkpoint::model_yaml(w)?;
             let name = w.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            return ModelConfig::parse(&ck.yaml_text(), w, &name, nc.or(Some(ck.nc)), anchors);
+            return ModelConfig::parse(&yaml, w, &name, nc.or(Some(ck_nc)), anchors);
         }
         ModelConfig::load(&self.cfg, nc, anchors)
     }

@@ -49,33 +49,19 @@ impl Checkpoint {
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bad = |message: String| Error::Checkpoint { path: path.into(), message };
-        let file = std::fs::File::open(path).at(path)?;
-        let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| {
-            bad(format!("not a PyTorch zip archive ({e}); files saved by torch < 1.6 or truncated ones cannot be read"))
-        })?;
-        let names: Vec<String> = zip.file_names().map(String::from).collect();
-        let pkl = names
-            .iter()
-            .find(|n| n.ends_with("/data.pkl") || *n == "data.pkl")
-            .cloned()
-            .ok_or_else(|| bad("the archive has no data.pkl: it is not a file written by torch.save".into()))?;
-        let prefix = pkl.trim_end_matches("data.pkl").to_string();
-        if names.iter().any(|n| n.starts_with(&format!("{prefix}code/")) || n.ends_with("/constants.pkl")) {
-            return Err(bad(
-                "this is a TorchScript archive (torch.jit.save, YOLOv5's export.py --include torchscript); give the \
-                 training checkpoint (weights/best.pt or last.pt) instead"
-                    .into(),
-            ));
-        }
-        if let Some(order) = names.iter().find(|n| n.ends_with("/byteorder"))
-            && read_entry(&mut zip, order).map_err(&bad)? != b"little"
-        {
-            return Err(bad("tensors stored big-endian cannot be read".into()));
-        }
-        let data = read_entry(&mut zip, &pkl).map_err(&bad)?;
-        let root = pickle::load(&data).map_err(|e| bad(format!("{pkl}: {e}")))?;
+        let (mut zip, prefix, root) = open(path)?;
         let mut storages = Storages { zip: &mut zip, prefix: &prefix, path };
         from_pickle(&root, &mut storages).map_err(bad)
+    }
+
+    /// The model a checkpoint holds, as yaml text and class count, without reading its tensors (what a
+    /// trainer needs to build the model before it loads them).
+    pub fn model_yaml(path: impl AsRef<Path>) -> Result<(String, i64)> {
+        let path = path.as_ref();
+        let (_, _, root) = open(path)?;
+        let about = model_of(&root).and_then(|(_, m)| describe(m));
+        let (yaml, nc, _) = about.map_err(|message| Error::Checkpoint { path: path.into(), message })?;
+        Ok((serde_yaml::to_string(&yaml).unwrap_or_default(), nc))
     }
 
     /// The state_dict as a name → tensor map.
@@ -114,6 +100,38 @@ pub fn convert_checkpoint(ckpt: &Path, out: &Path) -> Result<PathBuf> {
 /// `v` when it is a pickled object (a model), not None.
 fn model_like(v: Option<&Value>) -> Option<&Value> {
     v.filter(|m| matches!(m, Value::Object { .. }))
+}
+
+/// Open a `.pt`: its zip, the archive prefix (`ARCHIVE/`) and the unpickled `data.pkl`; every way the file
+/// fails to be one torch.save wrote is an error saying which.
+fn open(path: &Path) -> Result<(zip::ZipArchive<std::io::BufReader<std::fs::File>>, String, Value)> {
+    let bad = |message: String| Error::Checkpoint { path: path.into(), message };
+    let file = std::fs::File::open(path).at(path)?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| {
+        bad(format!("not a PyTorch zip archive ({e}); files saved by torch < 1.6 or truncated ones cannot be read"))
+    })?;
+    let names: Vec<String> = zip.file_names().map(String::from).collect();
+    let pkl = names
+        .iter()
+        .find(|n| n.ends_with("/data.pkl") || *n == "data.pkl")
+        .cloned()
+        .ok_or_else(|| bad("the archive has no data.pkl: it is not a file written by torch.save".into()))?;
+    let prefix = pkl.trim_end_matches("data.pkl").to_string();
+    if names.iter().any(|n| n.starts_with(&format!("{prefix}code/")) || n.ends_with("/constants.pkl")) {
+        return Err(bad(
+            "this is a TorchScript archive (torch.jit.save, YOLOv5's export.py --include torchscript); give the \
+             training checkpoint (weights/best.pt or last.pt) instead"
+                .into(),
+        ));
+    }
+    if let Some(order) = names.iter().find(|n| n.ends_with("/byteorder"))
+        && read_entry(&mut zip, order).map_err(&bad)? != b"little"
+    {
+        return Err(bad("tensors stored big-endian cannot be read".into()));
+    }
+    let data = read_entry(&mut zip, &pkl).map_err(&bad)?;
+    let root = pickle::load(&data).map_err(|e| bad(format!("{pkl}: {e}")))?;
+    Ok((zip, prefix, root))
 }
 
 fn read_entry<R: std::io::Read + std::io::Seek>(
@@ -192,17 +210,14 @@ fn storage_kind(class: &str) -> std::result::Result<Kind, String> {
     })
 }
 
-/// The checkpoint dict → [`Checkpoint`].
-fn from_pickle<R: std::io::Read + std::io::Seek>(
-    root: &Value,
-    st: &mut Storages<'_, R>,
-) -> std::result::Result<Checkpoint, String> {
+/// The model of a checkpoint dict: the EMA when there is one (as YOLOv5's loader prefers), else `model`.
+fn model_of(root: &Value) -> std::result::Result<(&'static str, &Value), String> {
     let Value::Dict(_) = root else {
         return Err(format!("the pickle holds {}, not a checkpoint dict", root.describe()));
     };
-    let (source, model) = match (model_like(root.get("ema")), model_like(root.get("model"))) {
-        (Some(e), _) => ("ema", e),
-        (None, Some(m)) => ("model", m),
+    match (model_like(root.get("ema")), model_like(root.get("model"))) {
+        (Some(e), _) => Ok(("ema", e)),
+        (None, Some(m)) => Ok(("model", m)),
         (None, None) => {
             let tensors_only = match root {
                 Value::Dict(items) => {
@@ -211,7 +226,7 @@ fn from_pickle<R: std::io::Read + std::io::Seek>(
                 }
                 _ => false,
             };
-            return Err(if tensors_only {
+            Err(if tensors_only {
                 "this is a bare state_dict (a dict of tensors), not a YOLOv5 checkpoint: it does not say which \
                  model it belongs to; save it with its model (YOLOv5's train.py does) or convert it with a cfg"
                     .into()
@@ -221,9 +236,13 @@ fn from_pickle<R: std::io::Read + std::io::Seek>(
                     _ => vec![],
                 };
                 format!("no `model` or `ema` model in the checkpoint (keys: {})", keys.join(", "))
-            });
+            })
         }
-    };
+    }
+}
+
+/// A pickled DetectionModel's yaml, class count and class names.
+fn describe(model: &Value) -> std::result::Result<(serde_yaml::Value, i64, Vec<String>), String> {
     let state = model.state().ok_or("the model object has no state")?;
     let yaml_v = state.get("yaml").ok_or("the model has no `yaml` (not a YOLOv5 DetectionModel)")?;
     let yaml = to_yaml(yaml_v)?;
@@ -246,6 +265,16 @@ fn from_pickle<R: std::io::Read + std::io::Seek>(
         }
         _ => vec![],
     };
+    Ok((yaml, nc, names))
+}
+
+/// The checkpoint dict → [`Checkpoint`].
+fn from_pickle<R: std::io::Read + std::io::Seek>(
+    root: &Value,
+    st: &mut Storages<'_, R>,
+) -> std::result::Result<Checkpoint, String> {
+    let (source, model) = model_of(root)?;
+    let (yaml, nc, names) = describe(model)?;
     let mut state_dict = Vec::new();
     let mut stored_kind = Kind::Float;
     collect(model, "", st, &mut state_dict, &mut stored_kind, 0)?;

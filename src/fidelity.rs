@@ -74,7 +74,7 @@ impl EvolveResults {
         let chosen = top.iter().map(|&r| (r, "top")).chain(rest.iter().map(|&r| (r, "random")));
         let report = full.report();
         for (i, (row, why)) in chosen.enumerate() {
-            let run = full.clone().hyp(self.hyp(row)?).name(format!("fidelity-row{row}")).fit()?;
+            let run = self.trainer(row, full.clone())?.name(format!("fidelity-row{row}")).fit()?;
             let r = run
                 .final_val
                 .as_ref()

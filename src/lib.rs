@@ -113,7 +113,7 @@ pub mod prelude {
     pub use crate::data::{Batch, Cache, Dataset, Loader, LoaderConfig, Samples, ShapesConfig, ShapesStyle, Split};
     pub use crate::display::Table;
     pub use crate::error::{Error, Result};
-    pub use crate::evolve::{EvolveRun, Evolver, Ga, Parent, PopulationSettings, Pruner, Space};
+    pub use crate::evolve::{EvolveRun, Evolver, Ga, Objective, Parent, PopulationSettings, Pruner, Space};
     pub use crate::gpu::EnvReport;
     pub use crate::hyp::Hyp;
     pub use crate::model::{ModelSummary, Yolo};
@@ -121,6 +121,6 @@ pub mod prelude {
     pub use crate::plots::Figure;
     pub use crate::report::Reporter;
     pub use crate::results::EvolveResults;
-    pub use crate::study::{FreezeStudy, StudyResult};
+    pub use crate::study::{FreezeStudy, StudyResult, Variant};
     pub use crate::train::{Freeze, FreezeSchedule, ProgressMode, StopHandle, TrainRun, Trainer};
 }

@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::TelemetrySummary;
 use crate::plots::Figure;
-use crate::train::{EpochRow, Freeze, Trainer, results};
+use crate::train::{EpochRow, Freeze, FreezeSchedule, Trainer, results};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -18,7 +18,7 @@ pub struct FreezeStudy {
     /// The scenario (data, weights, hyp, epochs, ...).
     pub base: Trainer,
     /// Variants to compare. Default none, backbone, all but Detect.
-    pub variants: Vec<Freeze>,
+    pub variants: Vec<Variant>,
     /// Study folder. Default `runs/freeze/study`.
     pub dir: PathBuf,
 }
@@ -62,11 +62,59 @@ fn nan_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
+/// One way of freezing: which layers, whether their BatchNorm statistics stay fixed, or a schedule that
+/// changes the frozen layers during training. A [`Freeze`] converts into the plain variant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// Its label (the run folder's name).
+    pub label: String,
+    /// Layers frozen for the whole run (ignored when `schedule` is given).
+    pub freeze: Freeze,
+    /// Frozen BatchNorms in eval mode ([`Trainer::freeze_bn`]).
+    pub freeze_bn: bool,
+    /// A freeze schedule (stages, unfreezing, gradual unfreezing) instead of one setting.
+    pub schedule: Option<FreezeSchedule>,
+}
+
+impl From<Freeze> for Variant {
+    fn from(f: Freeze) -> Self {
+        Variant { label: label(&f), freeze: f, freeze_bn: false, schedule: None }
+    }
+}
+
+impl Variant {
+    /// The same layers with their BatchNorm statistics fixed (label `…-bn-fixed`).
+    pub fn with_frozen_bn(mut self) -> Self {
+        self.freeze_bn = true;
+        self.label.push_str("-bn-fixed");
+        self
+    }
+
+    /// A schedule under a label of your choice (e.g. `"unfreeze-at-5"`, `"gradual"`).
+    pub fn schedule(label: &str, schedule: FreezeSchedule) -> Self {
+        Variant { label: label.into(), freeze: Freeze::None, freeze_bn: false, schedule: Some(schedule) }
+    }
+
+    /// The base trainer with this variant applied.
+    fn apply(&self, base: &Trainer) -> Trainer {
+        let mut t = base.clone().freeze(self.freeze.clone()).freeze_bn(self.freeze_bn);
+        if let Some(s) = &self.schedule {
+            t.freeze_schedule = Some(s.clone());
+        }
+        t
+    }
+
+    fn epochs(&self, base: &Trainer) -> usize {
+        let s = self.schedule.as_ref().or(base.freeze_schedule.as_ref());
+        s.map(|s| s.epochs()).unwrap_or(base.epochs)
+    }
+}
+
 /// One variant's outcome.
 #[derive(Debug, Clone)]
 pub struct VariantResult {
     /// What was frozen.
-    pub freeze: Freeze,
+    pub variant: Variant,
     /// Run folder.
     pub dir: PathBuf,
     /// Per-epoch rows.
@@ -99,14 +147,14 @@ impl FreezeStudy {
     pub fn new(base: Trainer) -> Self {
         FreezeStudy {
             base,
-            variants: vec![Freeze::None, Freeze::Backbone, Freeze::AllButDetect],
+            variants: vec![Freeze::None.into(), Freeze::Backbone.into(), Freeze::AllButDetect.into()],
             dir: PathBuf::from("runs/freeze/study"),
         }
     }
 
-    /// The variants.
-    pub fn variants(mut self, v: impl IntoIterator<Item = Freeze>) -> Self {
-        self.variants = v.into_iter().collect();
+    /// The variants: [`Freeze`] settings, or [`Variant`]s (frozen BatchNorms, schedules).
+    pub fn variants<V: Into<Variant>>(mut self, v: impl IntoIterator<Item = V>) -> Self {
+        self.variants = v.into_iter().map(Into::into).collect();
         self
     }
 
@@ -124,21 +172,30 @@ impl FreezeStudy {
         self.base.validate()?;
         let mut data = self.base.prepare_data()?;
         let mut out = Vec::new();
-        for f in &self.variants {
-            let lab = label(f);
+        let mut labels = std::collections::BTreeSet::new();
+        for v in &self.variants {
+            if !labels.insert(v.label.as_str()) {
+                return Err(Error::Config {
+                    name: "variants",
+                    message: format!("two variants are labelled `{}`: give each its own label", v.label),
+                });
+            }
+        }
+        for v in &self.variants {
+            let lab = v.label.clone();
             let dir = self.dir.join(&lab);
             let json = dir.join("study.json");
-            let epochs = self.base.freeze_schedule.as_ref().map(|s| s.epochs()).unwrap_or(self.base.epochs);
+            let epochs = v.epochs(&self.base);
             if let (Ok(text), Ok(rows)) = (std::fs::read_to_string(&json), results::read(&dir.join("results.csv")))
                 && let Ok(summary) = serde_json::from_str::<VariantSummary>(&text)
                 && rows.len() >= epochs
             {
                 self.base.report().summary(&format!("{lab}: finished earlier, loaded from {}", dir.display()));
-                out.push(VariantResult { freeze: f.clone(), dir, rows, summary, loaded: true });
+                out.push(VariantResult { variant: v.clone(), dir, rows, summary, loaded: true });
                 continue;
             }
             self.base.report().summary(&format!("{lab}: training ({epochs} epochs)"));
-            let mut t = self.base.clone().freeze(f.clone()).project(&self.dir).name(lab.as_str()).exist_ok(true);
+            let mut t = v.apply(&self.base).project(&self.dir).name(lab.as_str()).exist_ok(true);
             if dir.join("weights/last.safetensors").is_file() {
                 t = t.resume(&dir);
             }
@@ -159,7 +216,7 @@ impl FreezeStudy {
                 mean_cpu_pct: s.mean_cpu_pct,
             };
             crate::fsutil::write_atomic(&json, serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes())?;
-            out.push(VariantResult { freeze: f.clone(), dir, rows: run.rows, summary, loaded: false });
+            out.push(VariantResult { variant: v.clone(), dir, rows: run.rows, summary, loaded: false });
         }
         Ok(StudyResult { variants: out })
     }

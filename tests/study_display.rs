@@ -33,6 +33,31 @@ fn freeze_study_trains_then_loads() {
     assert_eq!(again.variants[0].rows.len(), 1);
 }
 
+/// Issue 15.3: the study compares frozen BatchNorms and unfreezing schedules beside plain freezing.
+#[test]
+fn freeze_study_compares_frozen_batchnorms_and_schedules() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = Trainer::new().data("shapes-tiny").imgsz(64).batch(8).epochs(2).workers(1).device("cpu");
+    let variants = [
+        Variant::from(Freeze::Backbone),
+        Variant::from(Freeze::Backbone).with_frozen_bn(),
+        Variant::schedule("unfreeze-at-1", FreezeSchedule::unfreeze_at(Freeze::Backbone, 1, 1)),
+        Variant::schedule("gradual", FreezeSchedule::gradual(10, 5, 1, 1)),
+    ];
+    let r = FreezeStudy::new(base.clone()).variants(variants.clone()).dir(dir.path().join("s")).run().unwrap();
+    let (_, rows) = r.table();
+    let labels: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(labels, ["freeze-backbone", "freeze-backbone-bn-fixed", "unfreeze-at-1", "gradual"]);
+    let epochs: Vec<usize> = r.variants.iter().map(|v| v.rows.len()).collect();
+    assert_eq!(epochs, [2, 2, 2, 3], "a schedule trains its own epochs");
+    let opt = |v: usize| std::fs::read_to_string(r.variants[v].dir.join("opt.yaml")).unwrap();
+    assert!(opt(1).contains("freeze_bn: true") && opt(0).contains("freeze_bn: false"));
+    // a schedule ends with everything trainable, plain freezing does not
+    assert!(r.variants[2].summary.frozen == 0 && r.variants[0].summary.frozen > 0);
+    let twice = FreezeStudy::new(base).variants([variants[0].clone(), variants[0].clone()]);
+    assert!(twice.run().unwrap_err().to_string().contains("two variants are labelled `freeze-backbone`"));
+}
+
 #[test]
 fn displays_emit_evcxr_blocks() {
     let m = Yolo::new("yolov5n", Some(3), tch::Device::Cpu).unwrap();

@@ -244,6 +244,12 @@ pub struct TrainArgs {
     /// Cosine learning-rate schedule.
     #[arg(long = "cos-lr")]
     pub cos_lr: bool,
+    /// Depth multiple replacing the model yaml's (block repeats; yolov5n/s 0.33, m 0.67, l 1.0).
+    #[arg(long = "depth-multiple")]
+    pub depth_multiple: Option<f64>,
+    /// Width multiple replacing the model yaml's (channels; yolov5n 0.25, s 0.5, m 0.75, l 1.0).
+    #[arg(long = "width-multiple")]
+    pub width_multiple: Option<f64>,
     /// Label smoothing epsilon.
     #[arg(long = "label-smoothing", default_value_t = 0.0)]
     pub label_smoothing: f64,
@@ -330,6 +336,13 @@ pub struct EvolveArgs {
     /// Validate at pruning rungs on only the first N validation images (the final validation uses all).
     #[arg(long = "rung-val-images")]
     pub rung_val_images: Option<usize>,
+    /// Objectives, comma-separated: fitness plus any of speed, params, memory, latency (Pareto selection).
+    #[arg(long, default_value = "fitness")]
+    pub objectives: String,
+    /// Structural genes to evolve, comma-separated: depth_multiple=LO:HI, width_multiple=LO:HI,
+    /// imgsz=LO:HI, freeze=LO:HI, optimizer, cos_lr.
+    #[arg(long)]
+    pub genes: Option<String>,
 }
 
 /// Flags of `yolo-lab demo`.

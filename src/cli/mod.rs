@@ -9,7 +9,7 @@ use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 use yolo_lab::data::Cache;
 use yolo_lab::data::{self, Dataset, Loader, LoaderConfig, Split};
-use yolo_lab::evolve::{Evolver, Ga, PopulationSettings};
+use yolo_lab::evolve::{Evolver, Ga, Objective, PopulationSettings};
 use yolo_lab::gpu::EnvReport;
 use yolo_lab::hyp::Hyp;
 use yolo_lab::train::{Freeze, Trainer};
@@ -60,6 +60,25 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 match evo.results().and_then(|r| r.plot_evolve()).and_then(|f| f.save(&png)) {
                     Ok(()) => println!("{}", png.display()),
                     Err(e) => eprintln!("WARNING evolve.png not drawn: {e}"),
+                }
+                let multi = yolo_lab::evolve::objective::stored(&evo.dir)?.filter(|o| o.len() > 1);
+                if let Some(objectives) = multi {
+                    let png = evo.dir.join("pareto.png");
+                    let results = evo.results()?;
+                    match results.plot_pareto().and_then(|f| f.save(&png)) {
+                        Ok(()) => println!("{}", png.display()),
+                        Err(e) => eprintln!("WARNING pareto.png not drawn: {e}"),
+                    }
+                    println!(
+                        "Pareto front of {}:\n{}",
+                        yolo_lab::evolve::objective::names(&objectives),
+                        results.pareto()?
+                    );
+                    if let Some(k) = results.knee(&objectives) {
+                        let y = evo.dir.join("hyp_knee.yaml");
+                        results.save_row_yaml(k.row, &y)?;
+                        println!("knee: row {}, its hyperparameters in {}", k.row, y.display());
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -235,6 +254,12 @@ pub fn trainer(a: &TrainArgs) -> anyhow::Result<Trainer> {
         .exist_ok(a.exist_ok)
         .varifocal(a.varifocal)
         .progress(a.progress.parse()?);
+    if let Some(d) = a.depth_multiple {
+        t = t.depth_multiple(d);
+    }
+    if let Some(w) = a.width_multiple {
+        t = t.width_multiple(w);
+    }
     if !a.weights.is_empty() {
         t = t.weights(&a.weights);
     }
@@ -271,6 +296,32 @@ fn latest_run(project: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("no weights/last.safetensors under {} to resume", project.display()))
 }
 
+/// `--genes depth_multiple=0.2:0.5,imgsz=64:128,optimizer`: structural genes added to the space.
+fn structural_genes(mut space: yolo_lab::evolve::Space, text: &str) -> anyhow::Result<yolo_lab::evolve::Space> {
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (key, range) = item.split_once('=').map_or((item, None), |(k, r)| (k, Some(r)));
+        let (lo, hi) = match (key, range) {
+            ("optimizer", None) => (0.0, 2.0),
+            ("cos_lr", None) => (0.0, 1.0),
+            (_, Some(r)) => {
+                let (lo, hi) = r.split_once(':').ok_or_else(|| anyhow::anyhow!("--genes `{item}`: expected LO:HI"))?;
+                let num = |v: &str| {
+                    v.trim().parse::<f64>().map_err(|_| anyhow::anyhow!("--genes `{item}`: `{v}` is not a number"))
+                };
+                (num(lo)?, num(hi)?)
+            }
+            (_, None) => anyhow::bail!("--genes `{item}`: give limits as {key}=LO:HI"),
+        };
+        if !yolo_lab::evolve::structure::is_structural(key) {
+            anyhow::bail!(
+                "--genes `{key}` is not a structural gene (depth_multiple, width_multiple, imgsz, freeze, optimizer, cos_lr)"
+            );
+        }
+        space = space.structure(key, lo, hi);
+    }
+    Ok(space)
+}
+
 /// `yolo-lab evolve` flags to an [`Evolver`]. `--device 0,1` gives one worker per device unless
 /// `--evolve-workers` says otherwise; `--resume` continues `--project`/`--name`.
 pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
@@ -302,6 +353,12 @@ pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
     if let Some(n) = a.rung_val_images {
         e = e.rung_val_images(n);
     }
+    if let Some(g) = &a.genes {
+        let space = structural_genes(e.space.clone(), g)?;
+        e = e.space(|_| space);
+    }
+    let objectives = a.objectives.split(',').map(Objective::parse).collect::<yolo_lab::Result<Vec<_>>>()?;
+    e = e.objectives(objectives);
     if let Some(n) = a.population {
         e = e.algorithm(Ga::Population(PopulationSettings { size: n, ..Default::default() }));
     }
@@ -314,7 +371,8 @@ pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
             "algorithm" => "population",
             "generations" => "evolve",
             "workers" => "evolve_workers",
-            "prune" | "max_failures" | "rung_val_images" | "reevaluate" => setting,
+            "prune" | "max_failures" | "rung_val_images" | "reevaluate" | "objectives" => setting,
+            "space" => "genes",
             other => other,
         }
         .to_string()

@@ -36,7 +36,7 @@ impl EvolveCsv {
         std::array::from_fn(|k| self.col(METRIC_KEYS[k]).map(|c| self.rows[row][c]).unwrap_or(0.0))
     }
 
-    /// Hyperparameter columns (everything after the metrics).
+    /// Gene columns: everything after the metrics (the hyperparameters, then any structural genes).
     pub fn hyp_columns(&self) -> Vec<&str> {
         self.columns.iter().filter(|c| !METRIC_KEYS.contains(&c.as_str())).map(String::as_str).collect()
     }
@@ -192,9 +192,17 @@ pub fn hyp_evolve_yaml_row(csv: &EvolveCsv, best: usize) -> Option<String> {
     );
     s.push_str(&format!("# {}\n", METRIC_KEYS.iter().map(|k| format!("{k:>20}")).collect::<Vec<_>>().join(", ")));
     s.push_str(&format!("# {}\n\n", r.iter().map(|v| fmt_g_width(*v, 20, 5)).collect::<Vec<_>>().join(", ")));
-    for c in csv.hyp_columns() {
-        let v = csv.rows[best][csv.col(c).expect("listed column")];
-        s.push_str(&format!("{c}: {}\n", yaml_float(v)));
+    let value = |c: &str| csv.rows[best][csv.col(c).expect("listed column")];
+    let (structure, hyp): (Vec<&str>, Vec<&str>) =
+        csv.hyp_columns().into_iter().partition(|c| super::structure::is_structural(c));
+    if !structure.is_empty() {
+        // comments, so that the file stays a hyp file YOLOv5 and yolo-lab load
+        let genes: Vec<String> =
+            structure.iter().map(|c| format!("{c}: {}", super::structure::describe(c, value(c)))).collect();
+        s.push_str(&format!("# Structural genes of this generation: {}\n\n", genes.join(", ")));
+    }
+    for c in hyp {
+        s.push_str(&format!("{c}: {}\n", yaml_float(value(c))));
     }
     Some(s)
 }
@@ -209,11 +217,10 @@ pub fn write_hyp_evolve(dir: &Path, csv: &EvolveCsv, fitness: &dyn Fn(&[f64; 7])
 }
 
 /// Columns of generations.csv (`pruned_at_epoch` empty for a generation that trained to the end, `repeat_of`
-/// the row a re-evaluation repeats).
-pub const GENERATION_COLUMNS: &str =
-    "row,generation,seed,worker,device,fitness,wall_s,train_s,epochs,pruned_at_epoch,repeat_of,note";
-/// The columns before `epochs`, `pruned_at_epoch` and `repeat_of` were added (files of earlier versions).
-const GENERATION_COLUMNS_V1: &str = "row,generation,seed,worker,device,fitness,wall_s,train_s,note";
+/// the row a re-evaluation repeats; `params`, `images_per_s`, `peak_mem_mib` and `latency_ms` the
+/// [`Measured`](super::objective::Measured) objectives, empty when not measured).
+pub const GENERATION_COLUMNS: &str = "row,generation,seed,worker,device,fitness,wall_s,train_s,epochs,pruned_at_epoch,\
+                                      repeat_of,params,images_per_s,peak_mem_mib,latency_ms,note";
 
 /// One CSV cell: quoted when it holds a comma or a quote.
 fn cell(c: &str) -> String {
@@ -239,21 +246,34 @@ pub fn split_line(line: &str) -> Vec<String> {
     cells
 }
 
+/// generations.csv of an earlier version with today's columns: every cell moved under its column's name,
+/// columns it lacked empty. `None` when the header is today's (or the file is empty).
+fn upgrade_generations(text: &str) -> Option<String> {
+    let head = split_line(text.lines().next()?);
+    let now: Vec<&str> = GENERATION_COLUMNS.split(',').collect();
+    if head.iter().map(String::as_str).eq(now.iter().copied()) {
+        return None;
+    }
+    let mut out = format!("{GENERATION_COLUMNS}\n");
+    for line in text.lines().skip(1).filter(|l| !l.is_empty()) {
+        let cells = split_line(line);
+        let moved: Vec<String> = now
+            .iter()
+            .map(|c| head.iter().position(|h| h == c).and_then(|k| cells.get(k)).map(|v| cell(v)).unwrap_or_default())
+            .collect();
+        out.push_str(&moved.join(","));
+        out.push('\n');
+    }
+    Some(out)
+}
+
 /// Append a line to generations.csv (header first when new; a file of an earlier version gets the new
 /// columns, empty, first), under the caller's lock.
 pub fn append_generation(dir: &Path, _lock: &FolderLock, fields: &[String]) -> Result<()> {
     let p = dir.join("generations.csv");
     let text = if p.is_file() { std::fs::read_to_string(&p).at(&p)? } else { String::new() };
-    if text.lines().next() == Some(GENERATION_COLUMNS_V1) {
-        let mut out = format!("{GENERATION_COLUMNS}\n");
-        for line in text.lines().skip(1).filter(|l| !l.is_empty()) {
-            let mut cells = split_line(line);
-            let at = cells.len().saturating_sub(1);
-            cells.splice(at..at, [String::new(), String::new(), String::new()]);
-            out.push_str(&cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
-            out.push('\n');
-        }
-        write_atomic(&p, out.as_bytes())?;
+    if let Some(up) = upgrade_generations(&text) {
+        write_atomic(&p, up.as_bytes())?;
     }
     let new = text.is_empty();
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&p).at(&p)?;
@@ -298,6 +318,20 @@ pub fn repeats(dir: &Path) -> Result<std::collections::BTreeMap<usize, usize>> {
     Ok(rows_with(dir, "repeat_of")?.into_iter().filter_map(|(r, v)| Some((r, v.parse().ok()?))).collect())
 }
 
+/// The measured objectives of every row generations.csv records (rows without any measurement are absent).
+pub fn measured(dir: &Path) -> Result<std::collections::BTreeMap<usize, super::objective::Measured>> {
+    let mut cells: std::collections::BTreeMap<usize, [Option<String>; 4]> = Default::default();
+    for (k, column) in ["params", "images_per_s", "peak_mem_mib", "latency_ms"].into_iter().enumerate() {
+        for (row, v) in rows_with(dir, column)? {
+            cells.entry(row).or_default()[k] = Some(v);
+        }
+    }
+    Ok(cells
+        .into_iter()
+        .map(|(row, c)| (row, super::objective::Measured::from_cells(c.each_ref().map(|v| v.as_deref()))))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,26 +354,32 @@ mod tests {
     fn generations_csv_gains_its_new_columns_and_names_pruned_rows() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("generations.csv");
-        std::fs::write(&p, format!("{GENERATION_COLUMNS_V1}\n0,0,0,0,cpu,0.1,1.0,0.9,\"a, quoted \"\"note\"\"\"\n"))
-            .unwrap();
+        let v1 = "row,generation,seed,worker,device,fitness,wall_s,train_s,note";
+        std::fs::write(&p, format!("{v1}\n0,0,0,0,cpu,0.1,1.0,0.9,\"a, quoted \"\"note\"\"\"\n")).unwrap();
         let lock = lock(dir.path()).unwrap();
         let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         append_generation(
             dir.path(),
             &lock,
-            &f(&["1", "1", "0", "0", "cpu", "0.2", "1.0", "0.5", "1", "0", "", "pruned"]),
+            &f(&["1", "1", "0", "0", "cpu", "0.2", "1.0", "0.5", "1", "0", "", "", "", "", "", "pruned"]),
         )
         .unwrap();
-        append_generation(dir.path(), &lock, &f(&["2", "2", "0", "0", "cpu", "0.2", "1.0", "0.5", "3", "", "0", ""]))
-            .unwrap();
+        let row2 = ["2", "2", "0", "0", "cpu", "0.2", "1.0", "0.5", "3", "", "0", "1000", "12.5", "300.0", "4.2", ""];
+        append_generation(dir.path(), &lock, &f(&row2)).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], GENERATION_COLUMNS);
         assert_eq!(
             split_line(lines[1]),
-            f(&["0", "0", "0", "0", "cpu", "0.1", "1.0", "0.9", "", "", "", "a, quoted \"note\""])
+            f(&["0", "0", "0", "0", "cpu", "0.1", "1.0", "0.9", "", "", "", "", "", "", "", "a, quoted \"note\""])
         );
         assert_eq!(pruned_rows(dir.path()).unwrap().into_iter().collect::<Vec<_>>(), [1]);
         assert_eq!(repeats(dir.path()).unwrap().into_iter().collect::<Vec<_>>(), [(2, 0)]);
+        let m = measured(dir.path()).unwrap();
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), [2], "only row 2 measured anything");
+        assert_eq!(
+            (m[&2].params, m[&2].images_per_s, m[&2].peak_mem_mib, m[&2].latency_ms),
+            (1000.0, 12.5, 300.0, 4.2)
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! v1–v7.0, still in segment/train.py) and the population GA (PR #11348).
 
 use super::csv::EvolveCsv;
-use super::meta::Space;
-use crate::hyp::Hyp;
+use super::meta::{Gene, GeneKind, Space};
+use super::structure::{Genome, snap};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -62,95 +62,110 @@ pub(crate) fn round5(x: f64) -> f64 {
     format!("{:.*}", DECIMALS as usize, x).parse().unwrap_or(x)
 }
 
-/// Clamp every gene of `hyp` to its limits and round to 5 decimals (runs every generation).
-pub(crate) fn constrain(hyp: &mut Hyp, space: &Space) {
-    for (k, g) in space.genes() {
-        if let Some(v) = hyp.get(k) {
-            let _ = hyp.set(k, round5(v.max(g.low).min(g.high)));
+/// Clamp every gene to its limits, round floats to 5 decimals and move integers and choices onto their grid
+/// (runs every generation).
+pub(crate) fn constrain(g: &mut Genome, space: &Space) {
+    for (k, gene) in space.genes() {
+        if let Some(v) = g.get(k) {
+            let v = match gene.kind {
+                GeneKind::Float => round5(v.max(gene.low).min(gene.high)),
+                kind => snap(kind, v, gene.low, gene.high),
+            };
+            let _ = g.set(k, v);
         }
     }
 }
 
-/// The classic GA's next hyperparameters. `previous` holds earlier generations (by column name);
-/// `base` gives the key order and values for columns the file lacks. Returns the hyp and the factor applied
-/// to each mutated key.
+/// The classic GA's next genome. `previous` holds earlier generations (by column name) and `scores` their
+/// selection scores (the fitness, or the Pareto order of several objectives); `base` gives the key order
+/// and values for columns the file lacks. Returns the genome and the factor applied to each mutated key
+/// (infinite for a key that moved from 0).
 pub(crate) fn classic_next(
-    base: &Hyp,
+    base: &Genome,
     previous: &EvolveCsv,
-    fitness: &dyn Fn(&[f64; 7]) -> f64,
+    scores: &[f64],
     space: &Space,
     parent: Parent,
     evolve_zeros: bool,
     rng: &mut impl Rng,
-) -> (Hyp, Vec<(String, f64)>) {
-    let mut hyp = base.clone();
+) -> (Genome, Vec<(String, f64)>) {
+    let mut genome = base.clone();
     let mut changes = Vec::new();
     if !previous.rows.is_empty() {
-        let fit: Vec<f64> = (0..previous.rows.len()).map(|i| fitness(&previous.results(i))).collect();
-        let top = top_rows(&fit, TOP_PARENTS);
-        let w = parent_weights(&top.iter().map(|&i| fit[i]).collect::<Vec<_>>());
+        let top = top_rows(scores, TOP_PARENTS);
+        let w = parent_weights(&top.iter().map(|&i| scores[i]).collect::<Vec<_>>());
         let value = |row: usize, key: &str| previous.col(key).map(|c| previous.rows[row][c]).filter(|v| v.is_finite());
-        let parent_of = |key: &str, default: f64| -> f64 {
-            match parent {
-                Parent::Weighted if top.len() > 1 => {
-                    let total: f64 = w.iter().sum();
-                    top.iter().zip(&w).map(|(&r, wi)| value(r, key).unwrap_or(default) * wi).sum::<f64>() / total
-                }
-                _ => default,
-            }
-        };
         let chosen = top[weighted_choice(&w, rng)];
-        let keys: Vec<&'static str> = base.keys().collect();
+        let keys = base.keys();
         for k in &keys {
             let d = base.get(k).unwrap_or(0.0);
-            let v = if parent == Parent::Weighted && top.len() > 1 {
-                parent_of(k, d)
+            let kind = space.gene(k).map_or(GeneKind::Float, |g| g.kind);
+            let v = if parent == Parent::Weighted && top.len() > 1 && kind == GeneKind::Float {
+                let total: f64 = w.iter().sum();
+                top.iter().zip(&w).map(|(&r, wi)| value(r, k).unwrap_or(d) * wi).sum::<f64>() / total
             } else {
+                // integers and choices come from one parent even when floats are averaged
                 value(chosen, k).unwrap_or(d)
             };
-            let _ = hyp.set(k, v);
+            let _ = genome.set(k, v);
         }
-        // mutate until at least one factor differs from 1 (YOLOv5: "prevent duplicates")
-        let genes: Vec<(&str, f64, f64, f64)> =
-            keys.iter().filter_map(|k| space.gene(k).map(|g| (*k, g.gain, g.low, g.high))).collect();
-        if genes.iter().any(|g| g.1 > 0.0) {
+        // mutate until at least one gene changes (YOLOv5: "prevent duplicates")
+        let genes: Vec<(&str, Gene)> = keys.iter().filter_map(|k| space.gene(k).map(|g| (k.as_str(), *g))).collect();
+        if genes.iter().any(|g| g.1.gain > 0.0) {
             loop {
                 let u: f64 = rng.random();
-                let mut any = false;
                 changes.clear();
-                let mut next = hyp.clone();
-                for &(k, gain, low, high) in &genes {
+                let mut next = genome.clone();
+                for &(k, g) in &genes {
                     let hit = if rng.random::<f64>() < MUTATION_PROB { 1.0 } else { 0.0 };
                     let z: f64 = StandardNormal.sample(rng);
-                    let step = gain * hit * z * u * MUTATION_SIGMA;
-                    let v = hyp.get(k).unwrap_or(0.0);
-                    if evolve_zeros && v == 0.0 && gain > 0.0 {
-                        // multiplication cannot move a zero: step additively by a fraction of the range
-                        let nv = (step.abs() * (high - low)).clamp(low, high);
-                        if nv != 0.0 {
-                            any = true;
-                            changes.push((k.to_string(), f64::INFINITY));
-                            let _ = next.set(k, nv.min(high));
+                    let step = g.gain * hit * z * u * MUTATION_SIGMA;
+                    let v = genome.get(k).unwrap_or(0.0);
+                    let moved = match g.kind {
+                        // an additive step of gain·hit·z·u of the range (a third of it on average), on the grid
+                        GeneKind::Integer { .. } => {
+                            snap(g.kind, v + step / MUTATION_SIGMA * (g.high - g.low), g.low, g.high)
                         }
-                        continue;
+                        GeneKind::Choice => {
+                            let options: Vec<f64> = (g.low.ceil() as i64..=g.high.floor() as i64)
+                                .map(|c| c as f64)
+                                .filter(|&c| c != v)
+                                .collect();
+                            // a jump with probability hit · u · gain / 2 (about one generation in five)
+                            if options.is_empty() || rng.random::<f64>() >= hit * u * g.gain.min(2.0) / 2.0 {
+                                v
+                            } else {
+                                options[rng.random_range(0..options.len())]
+                            }
+                        }
+                        GeneKind::Float if evolve_zeros && v == 0.0 && g.gain > 0.0 => {
+                            // multiplication cannot move a zero: step additively by a fraction of the range
+                            (step.abs() * (g.high - g.low)).clamp(g.low, g.high)
+                        }
+                        GeneKind::Float => {
+                            let factor = (step + 1.0).clamp(FACTOR_CLIP.0, FACTOR_CLIP.1);
+                            if factor != 1.0 {
+                                changes.push((k.to_string(), factor));
+                            }
+                            // out-of-range values are constrained below; set() checks the training range
+                            let _ = next.set(k, v * factor).or_else(|_| next.set(k, (v * factor).clamp(g.low, g.high)));
+                            continue;
+                        }
+                    };
+                    if moved != v {
+                        changes.push((k.to_string(), if v == 0.0 { f64::INFINITY } else { moved / v }));
+                        let _ = next.set(k, moved);
                     }
-                    let factor = (step + 1.0).clamp(FACTOR_CLIP.0, FACTOR_CLIP.1);
-                    if factor != 1.0 {
-                        any = true;
-                        changes.push((k.to_string(), factor));
-                    }
-                    // out-of-range values are constrained below; set() checks the training range, so clamp here
-                    let _ = next.set(k, v * factor).or_else(|_| next.set(k, (v * factor).clamp(low, high)));
                 }
-                if any {
-                    hyp = next;
+                if !changes.is_empty() {
+                    genome = next;
                     break;
                 }
             }
         }
     }
-    constrain(&mut hyp, space);
-    (hyp, changes)
+    constrain(&mut genome, space);
+    (genome, changes)
 }
 
 /// Settings of the population GA (PR #11348; constants as in YOLOv5).
@@ -181,11 +196,14 @@ impl Default for PopulationSettings {
 }
 
 /// The next population from scored individuals (tournament selection, elitism, single-point crossover,
-/// additive uniform mutation clipped to the limits). `generation` of `gens` sets the rates.
+/// additive uniform mutation clipped to the limits: ±0.1 for floats as YOLOv5, ±10% of the range for
+/// integers, any choice for choices). `generation` of `gens` sets the rates.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn population_next(
     pop: &[Vec<f64>],
     scores: &[f64],
     ranges: &[(f64, f64)],
+    kinds: &[GeneKind],
     generation: usize,
     gens: usize,
     s: &PopulationSettings,
@@ -230,9 +248,13 @@ pub(crate) fn population_next(
             } else {
                 p1.clone()
             };
-            for (v, &(lo, hi)) in child.iter_mut().zip(ranges) {
+            for ((v, &(lo, hi)), &kind) in child.iter_mut().zip(ranges).zip(kinds) {
                 if rng.random::<f64>() < mutation {
-                    *v = (*v + rng.random_range(-0.1..0.1)).clamp(lo, hi);
+                    *v = match kind {
+                        GeneKind::Float => (*v + rng.random_range(-0.1..0.1)).clamp(lo, hi),
+                        GeneKind::Integer { .. } => snap(kind, *v + rng.random_range(-0.1..0.1) * (hi - lo), lo, hi),
+                        GeneKind::Choice => snap(kind, rng.random_range(lo..=hi), lo, hi),
+                    };
                 }
             }
             child
@@ -244,10 +266,11 @@ pub(crate) fn population_next(
 mod tests {
     use super::super::csv::METRIC_KEYS;
     use super::*;
+    use crate::hyp::Hyp;
     use rand::SeedableRng;
 
-    fn yolov5_fitness(r: &[f64; 7]) -> f64 {
-        crate::metrics::fitness(&r[..4])
+    fn yolov5_fitness(t: &EvolveCsv) -> Vec<f64> {
+        (0..t.rows.len()).map(|i| crate::metrics::fitness(&t.results(i)[..4])).collect()
     }
 
     #[test]
@@ -282,13 +305,16 @@ mod tests {
 
     #[test]
     fn mutation_respects_factors_gains_limits_and_rounding() {
-        let mut base = Hyp::default();
-        base.set("anchors", 3.0).unwrap();
+        let mut hyp = Hyp::default();
+        hyp.set("anchors", 3.0).unwrap();
+        let base = Genome { hyp, structure: vec![] };
         let space = Space::default().bounds("lr0", 0.005, 0.012);
         let prev = table(6);
         for seed in 0..300 {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let (h, changes) = classic_next(&base, &prev, &yolov5_fitness, &space, Parent::Single, false, &mut rng);
+            let (g, changes) =
+                classic_next(&base, &prev, &yolov5_fitness(&prev), &space, Parent::Single, false, &mut rng);
+            let h = g.hyp;
             assert!(!changes.is_empty(), "mutates until something changes");
             for (k, f) in &changes {
                 assert!((FACTOR_CLIP.0..=FACTOR_CLIP.1).contains(f), "{k} ×{f}");
@@ -296,7 +322,7 @@ mod tests {
                 assert!(g.gain > 0.0, "gain-0 key {k} changed");
             }
             for k in ["iou_t", "fl_gamma", "perspective", "fliplr"] {
-                assert_eq!(h.get(k), base.get(k), "{k} has gain 0");
+                assert_eq!(h.get(k), base.hyp.get(k), "{k} has gain 0");
             }
             for (k, g) in space.genes() {
                 let v = h.get(k).unwrap();
@@ -309,23 +335,32 @@ mod tests {
         // with evolve_zeros, zeros can move
         let moved = (0..100).any(|seed| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let (h, _) = classic_next(&base, &prev, &yolov5_fitness, &space, Parent::Single, true, &mut rng);
+            let (g, _) = classic_next(&base, &prev, &yolov5_fitness(&prev), &space, Parent::Single, true, &mut rng);
+            let h = g.hyp;
             h.degrees > 0.0 || h.mixup > 0.0
         });
         assert!(moved);
         // the first generation is the base, constrained
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let (h, changes) =
-            classic_next(&base, &EvolveCsv::default(), &yolov5_fitness, &space, Parent::Single, false, &mut rng);
+        let (g, changes) = classic_next(&base, &EvolveCsv::default(), &[], &space, Parent::Single, false, &mut rng);
         assert!(changes.is_empty());
-        assert_eq!(h.lr0, 0.01);
+        assert_eq!(g.hyp.lr0, 0.01);
         assert_eq!(round5(0.123456789), 0.12346);
     }
 
     #[test]
     fn a_degenerate_population_never_panics() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let one = population_next(&[vec![0.5]], &[0.1], &[(0.0, 1.0)], 0, 1, &Default::default(), &mut rng);
+        let one = population_next(
+            &[vec![0.5]],
+            &[0.1],
+            &[(0.0, 1.0)],
+            &[GeneKind::Float],
+            0,
+            1,
+            &Default::default(),
+            &mut rng,
+        );
         assert_eq!(one.len(), 1);
     }
 

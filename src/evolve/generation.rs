@@ -3,10 +3,11 @@
 //! another seed when it fails (with half the batch after a CUDA out-of-memory error), and, when it fails
 //! again, recorded with the metrics of its last completed validation rather than zeros.
 
+use super::objective::{Measured, Objective, latency_ms};
 use super::prune::{Pruner, record_rung};
+use super::structure::Genome;
 use super::worker::Ctx;
 use super::{Fitness, csv};
-use crate::hyp::Hyp;
 use crate::report::Reporter;
 use crate::train::{Control, EpochHook, PreparedData, ProgressMode, ValResult};
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub(crate) struct Trained {
     pub(crate) pruned_at: Option<usize>,
     /// Whether every attempt failed.
     pub(crate) failed: bool,
+    /// Speed, size, memory and (when an objective asks for it) latency.
+    pub(crate) measured: Measured,
 }
 
 /// The seven results of a validation.
@@ -83,7 +86,7 @@ impl Ctx<'_> {
     pub(super) fn train(
         &self,
         label: &str,
-        hyp: &Hyp,
+        genome: &Genome,
         device: &str,
         data: &mut PreparedData,
         seed_offset: u64,
@@ -99,10 +102,8 @@ impl Ctx<'_> {
         );
         for attempt in 0..ATTEMPTS {
             let seed = evo.base.seed + seed_offset + attempt as u64 * RETRY_SEED_STEP;
-            let mut t = evo
-                .base
-                .clone()
-                .hyp(hyp.clone())
+            let mut t = super::structure::apply(evo.base.clone(), &genome.structure)
+                .hyp(genome.hyp.clone())
                 .device(device)
                 .seed(seed)
                 .batch(batch)
@@ -141,6 +142,13 @@ impl Ctx<'_> {
                         if let Some(e) = run.pruned_at {
                             notes.push(format!("pruned at epoch {e}"));
                         }
+                        let mut measured = Measured::of_run(&run);
+                        if evo.objectives.contains(&Objective::Latency) {
+                            match latency_ms(&t, data) {
+                                Ok(ms) => measured.latency_ms = ms,
+                                Err(e) => notes.push(format!("latency not measured: {e}")),
+                            }
+                        }
                         return Trained {
                             results: r,
                             note: notes.join("; "),
@@ -148,6 +156,7 @@ impl Ctx<'_> {
                             epochs: run.rows.len(),
                             pruned_at: run.pruned_at,
                             failed: false,
+                            measured,
                         };
                     }
                     Some(_) => "non-finite validation results".to_string(),
@@ -168,7 +177,15 @@ impl Ctx<'_> {
             }
             _ => ([0.0; 7], 0),
         };
-        Trained { results, note: notes.join("; "), train_s: spent, epochs, pruned_at: None, failed: true }
+        Trained {
+            results,
+            note: notes.join("; "),
+            train_s: spent,
+            epochs,
+            pruned_at: None,
+            failed: true,
+            measured: Measured::default(),
+        }
     }
 }
 

@@ -3,6 +3,22 @@
 
 use crate::error::{Error, Result};
 
+/// How a gene's values move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeneKind {
+    /// A real number: multiplicative mutation in the classic GA (YOLOv5's), additive in the population GA.
+    Float,
+    /// Multiples of `step` (image size 32, freeze depth 1): an additive step of, on average, a third of the
+    /// range in the classic GA (a tenth in the population GA), rounded to the grid.
+    Integer {
+        /// Grid spacing.
+        step: u32,
+    },
+    /// An index into a list of choices (optimizer, cosine schedule on/off): a mutation jumps to another
+    /// choice within the limits.
+    Choice,
+}
+
 /// One gene's mutation settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Gene {
@@ -14,6 +30,8 @@ pub struct Gene {
     pub high: f64,
     /// Whether the population GA evolves it.
     pub population: bool,
+    /// How its values move (every hyperparameter is [`GeneKind::Float`]).
+    pub kind: GeneKind,
 }
 
 /// YOLOv5's meta table (train.py `meta`): key, classic gain, lower, upper, evolved by the population GA.
@@ -60,7 +78,9 @@ impl Default for Space {
         Space {
             genes: META
                 .iter()
-                .map(|&(k, gain, low, high, population)| (k.to_string(), Gene { gain, low, high, population }))
+                .map(|&(k, gain, low, high, population)| {
+                    (k.to_string(), Gene { gain, low, high, population, kind: GeneKind::Float })
+                })
                 .collect(),
         }
     }
@@ -74,7 +94,8 @@ impl Space {
 
     fn gene_mut(&mut self, key: &str) -> &mut Gene {
         if self.gene(key).is_none() {
-            self.genes.push((key.to_string(), Gene { gain: 1.0, low: 0.0, high: f64::MAX, population: false }));
+            let kind = super::structure::kind_of(key).unwrap_or(GeneKind::Float);
+            self.genes.push((key.to_string(), Gene { gain: 1.0, low: 0.0, high: f64::MAX, population: false, kind }));
         }
         self.genes.iter_mut().find(|(k, _)| k == key).map(|(_, g)| g).expect("inserted above")
     }
@@ -117,6 +138,52 @@ impl Space {
         self
     }
 
+    /// Evolve a structural gene (see [`STRUCTURAL`](super::structure::STRUCTURAL)) between `low` and
+    /// `high`, in both GAs. Generation 0 trains the base trainer's value.
+    pub fn structure(mut self, key: &str, low: f64, high: f64) -> Self {
+        let g = self.gene_mut(key);
+        (g.low, g.high, g.population) = (low, high, true);
+        if g.gain == 0.0 {
+            g.gain = 1.0;
+        }
+        self
+    }
+
+    /// Evolve the model's depth multiple (block repeats) between `low` and `high` (yolov5n/s: 0.33).
+    pub fn depth_multiple(self, low: f64, high: f64) -> Self {
+        self.structure("depth_multiple", low, high)
+    }
+
+    /// Evolve the model's width multiple (channels) between `low` and `high` (yolov5n 0.25, s 0.5).
+    pub fn width_multiple(self, low: f64, high: f64) -> Self {
+        self.structure("width_multiple", low, high)
+    }
+
+    /// Evolve the image size between `low` and `high` pixels, in multiples of 32.
+    pub fn imgsz(self, low: u32, high: u32) -> Self {
+        self.structure("imgsz", low as f64, high as f64)
+    }
+
+    /// Evolve the freeze depth (`--freeze n`: modules 0..n-1 frozen) between `low` and `high`.
+    pub fn freeze_depth(self, low: usize, high: usize) -> Self {
+        self.structure("freeze", low as f64, high as f64)
+    }
+
+    /// Evolve the optimizer among SGD, Adam and AdamW.
+    pub fn optimizer(self) -> Self {
+        self.structure("optimizer", 0.0, 2.0)
+    }
+
+    /// Evolve whether the learning rate follows the cosine schedule.
+    pub fn cos_lr(self) -> Self {
+        self.structure("cos_lr", 0.0, 1.0)
+    }
+
+    /// The structural genes of the space, in order.
+    pub fn structural(&self) -> impl Iterator<Item = (&str, &Gene)> {
+        self.genes().filter(|(k, _)| super::structure::is_structural(k))
+    }
+
     /// Genes in order.
     pub fn genes(&self) -> impl Iterator<Item = (&str, &Gene)> {
         self.genes.iter().map(|(k, g)| (k.as_str(), g))
@@ -126,8 +193,12 @@ impl Space {
     pub fn validate(&self) -> Result<()> {
         for (k, g) in &self.genes {
             let bad = |m: String| Err(Error::Config { name: "space", message: format!("`{k}`: {m}") });
-            if crate::hyp::Hyp::default().get(k).is_none() && k != "anchors" {
-                return bad("not a hyperparameter".into());
+            let structural = super::structure::is_structural(k);
+            if crate::hyp::Hyp::default().get(k).is_none() && k != "anchors" && !structural {
+                return bad("not a hyperparameter or a structural gene".into());
+            }
+            if structural && let Err(m) = super::structure::check(k, g) {
+                return bad(m);
             }
             if g.low > g.high || !g.low.is_finite() || !g.high.is_finite() {
                 return bad(format!("limits [{}, {}] are not ordered finite numbers", g.low, g.high));

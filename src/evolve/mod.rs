@@ -15,14 +15,17 @@ pub mod csv;
 mod ga;
 mod generation;
 pub mod meta;
+pub mod objective;
 pub mod pareto;
 mod population;
 pub mod prune;
+pub mod structure;
 mod worker;
 
 pub use ga::{FACTOR_CLIP, MUTATION_PROB, MUTATION_SIGMA, Parent, PopulationSettings};
 pub(crate) use ga::{classic_next, population_next, top_rows};
-pub use meta::{Gene, META, Space};
+pub use meta::{Gene, GeneKind, META, Space};
+pub use objective::{Measured, Objective};
 pub use prune::Pruner;
 
 use crate::error::{Error, Result};
@@ -118,6 +121,10 @@ pub struct Evolver {
     /// Rung validations (pruning) use only the first n validation images, the same for every generation; the
     /// final validation always uses all. Default none (all images).
     pub rung_val_images: Option<usize>,
+    /// What the evolution optimises: [`Objective::Fitness`] alone (YOLOv5), or fitness with speed, size,
+    /// memory or latency, whose Pareto order then chooses the parents (NSGA-II). Every generation's
+    /// measurements are recorded in generations.csv either way; a resume keeps the evolution's own.
+    pub objectives: Vec<Objective>,
     /// Failures to inject at rung validations (tests of the recovery path): how many, and the message.
     #[doc(hidden)]
     pub inject_failures: Option<(usize, String)>,
@@ -173,6 +180,7 @@ impl Evolver {
             max_failures: None,
             rung_val_images: None,
             reevaluate: 0,
+            objectives: vec![Objective::Fitness],
             inject_failures: None,
             given: Default::default(),
         }
@@ -191,6 +199,12 @@ impl Evolver {
     /// Fitness as any function of the 7 results.
     pub fn fitness_fn(mut self, f: impl Fn(&[f64; 7]) -> f64 + Send + Sync + 'static) -> Self {
         self.fitness = Fitness::Function(Arc::new(f));
+        self
+    }
+    /// What the evolution optimises (see the field): `.objectives([Objective::Fitness, Objective::Latency])`.
+    pub fn objectives(mut self, o: impl IntoIterator<Item = Objective>) -> Self {
+        self.objectives = o.into_iter().collect();
+        self.given.insert("objectives");
         self
     }
     /// Devices for the workers.
@@ -248,6 +262,12 @@ impl Evolver {
         let mut e = self.clone();
         e.base = base;
         e.seed = if self.given.contains("seed") { self.seed } else { stored_seed };
+        // `--resume` alone continues to the evolution's own target
+        if !self.given.contains("generations")
+            && let Some(n) = settings.evolve
+        {
+            e.generations = n;
+        }
         if !self.given.contains("algorithm")
             && let Some(n) = settings.population
         {
@@ -313,6 +333,9 @@ impl Evolver {
         if self.workers == 0 {
             return Err(Error::Config { name: "evolve workers", message: "must be at least 1".into() });
         }
+        if self.objectives.is_empty() {
+            return Err(Error::Config { name: "objectives", message: "give at least one (Objective::Fitness)".into() });
+        }
         if let Ga::Population(p) = &self.algorithm
             && p.size < 2
         {
@@ -360,12 +383,18 @@ impl Evolver {
             _ => {}
         }
         prune::store(&dir, evo.prune)?;
+        match objective::stored(&dir)? {
+            Some(o) if !self.given.contains("objectives") => evo.objectives = o,
+            _ => objective::store(&dir, &evo.objectives)?,
+        }
         let injections =
             Arc::new(std::sync::atomic::AtomicUsize::new(self.inject_failures.as_ref().map_or(0, |i| i.0)));
+        let space = structure::restore(&dir, space)?;
+        let structure = structure::base_values(&self.base, &space)?;
         let ctx = worker::Ctx {
             evo: &evo,
             dir: dir.clone(),
-            hyp,
+            base: structure::Genome { hyp, structure },
             space,
             data,
             best: Arc::new(Mutex::new(None)),

@@ -2,6 +2,9 @@
 //! by the worker pool, scored, and bred into the next; the population is saved before each generation so a
 //! resume continues with it.
 
+use super::meta::GeneKind;
+use super::objective::{self, Measured};
+use super::structure::{Genome, snap};
 use super::worker::{Ctx, Generation};
 use super::{PopulationSettings, csv, population_next};
 use crate::data::{Stream, rng_for};
@@ -16,6 +19,8 @@ impl Ctx<'_> {
     pub(super) fn population(&self, s: &PopulationSettings) -> Result<()> {
         let genes: Vec<(String, (f64, f64))> =
             self.space.genes().filter(|(_, g)| g.population).map(|(k, g)| (k.to_string(), (g.low, g.high))).collect();
+        let kinds: Vec<GeneKind> =
+            genes.iter().map(|(k, _)| self.space.gene(k).map_or(GeneKind::Float, |g| g.kind)).collect();
         if genes.is_empty() {
             return Err(Error::Config { name: "space", message: "no gene is evolved by the population GA".into() });
         }
@@ -27,14 +32,24 @@ impl Ctx<'_> {
         } else {
             // the six presets first, then random individuals
             let mut rng = rng_for(self.evo.seed, Stream::PopulationInit, &[]);
+            // a preset has no structural genes: those start at the base trainer's values
             let mut pop: Vec<Vec<f64>> = crate::hyp::PRESETS
                 .iter()
                 .filter_map(|(n, _)| Hyp::load(n).ok())
-                .map(|h| genes.iter().map(|(k, _)| h.get(k).unwrap_or(0.0)).collect())
+                .map(|h| Genome { hyp: h, structure: self.base.structure.clone() })
+                .map(|g| genes.iter().map(|(k, _)| g.get(k).unwrap_or(0.0)).collect())
                 .collect();
             pop.truncate(s.size);
             while pop.len() < s.size {
-                pop.push(ranges.iter().map(|&(lo, hi)| if hi > lo { rng.random_range(lo..hi) } else { lo }).collect());
+                pop.push(
+                    ranges
+                        .iter()
+                        .zip(&kinds)
+                        .map(|(&(lo, hi), &kind)| {
+                            snap(kind, if hi > lo { rng.random_range(lo..hi) } else { lo }, lo, hi)
+                        })
+                        .collect(),
+                );
             }
             (0, pop)
         };
@@ -44,12 +59,14 @@ impl Ctx<'_> {
             // individuals of this generation already recorded (resume): rows beyond generation * size
             let done = existing.saturating_sub(generation * s.size).min(s.size);
             let table = csv::read(&self.dir.join("evolve.csv"))?;
-            let mut scores = vec![0.0; pop.len()];
-            for (k, sc) in scores.iter_mut().enumerate().take(done) {
-                *sc = fit(&table.results(generation * s.size + k));
+            let recorded = csv::measured(&self.dir)?;
+            let mut scored = vec![(0.0, Measured::default()); pop.len()];
+            for (k, sc) in scored.iter_mut().enumerate().take(done) {
+                let row = generation * s.size + k;
+                *sc = (fit(&table.results(row)), recorded.get(&row).copied().unwrap_or_default());
             }
             let next = Mutex::new(done);
-            let scores_m = Mutex::new(scores);
+            let scores_m = Mutex::new(scored);
             self.pool(|w, device, data| -> Result<()> {
                 loop {
                     let k = {
@@ -60,31 +77,34 @@ impl Ctx<'_> {
                         *n += 1;
                         *n - 1
                     };
-                    let mut hyp = self.hyp.clone();
+                    let mut genome = self.base.clone();
                     for ((key, _), v) in genes.iter().zip(&pop[k]) {
-                        let _ = hyp.set(key, *v);
+                        let _ = genome.set(key, *v);
                     }
                     let start = Instant::now();
                     let label = format!("{generation}.{k}");
-                    let out = self.train(&label, &hyp, device, data, 0);
+                    let out = self.train(&label, &genome, device, data, 0);
                     let wall_s = start.elapsed().as_secs_f64();
                     self.record(Generation {
                         label: &label,
                         claim: None,
                         worker: w,
                         device,
-                        hyp: &hyp,
+                        genome: &genome,
                         out: &out,
                         wall_s,
                         changes: &[],
                         repeat_of: None,
                     })?;
-                    scores_m.lock().unwrap_or_else(|p| p.into_inner())[k] = fit(&out.results);
+                    scores_m.lock().unwrap_or_else(|p| p.into_inner())[k] = (fit(&out.results), out.measured);
                 }
             })?;
-            let scores = scores_m.into_inner().unwrap_or_else(|p| p.into_inner());
+            let (fitness, measured): (Vec<f64>, Vec<Measured>) =
+                scores_m.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().unzip();
+            // one objective: the fitness; several: the Pareto order of this generation's individuals
+            let scores = objective::selection_scores(&fitness, &measured, &self.evo.objectives);
             let mut rng = rng_for(self.evo.seed, Stream::PopulationGeneration, &[generation as u64]);
-            pop = population_next(&pop, &scores, &ranges, generation, self.evo.generations, s, &mut rng);
+            pop = population_next(&pop, &scores, &ranges, &kinds, generation, self.evo.generations, s, &mut rng);
             generation += 1;
         }
         Ok(())

@@ -4,10 +4,11 @@
 
 use super::generation::Trained;
 use super::meta::Space;
+use super::objective::{self, Measured};
+use super::structure::Genome;
 use super::{Evolver, Ga, claims, classic_next, csv, top_rows};
 use crate::data::{Stream, rng_for};
 use crate::error::{Error, Result, panic_message};
-use crate::hyp::Hyp;
 use crate::train::PreparedData;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,8 @@ use std::time::Instant;
 pub(super) struct Ctx<'a> {
     pub(super) evo: &'a Evolver,
     pub(super) dir: PathBuf,
-    pub(super) hyp: Hyp,
+    /// The base genome: the starting hyperparameters and the base trainer's structural genes.
+    pub(super) base: Genome,
     pub(super) space: Space,
     pub(super) data: PreparedData,
     pub(super) best: Arc<Mutex<Option<(usize, f64)>>>,
@@ -34,7 +36,7 @@ pub(super) struct Generation<'a> {
     pub(super) claim: Option<usize>,
     pub(super) worker: usize,
     pub(super) device: &'a str,
-    pub(super) hyp: &'a Hyp,
+    pub(super) genome: &'a Genome,
     pub(super) out: &'a Trained,
     pub(super) wall_s: f64,
     pub(super) changes: &'a [(String, f64)],
@@ -53,10 +55,10 @@ impl Ctx<'_> {
 
     /// Append a generation's row and side-file line, rewrite hyp_evolve.yaml, print the summary line.
     pub(super) fn record(&self, g: Generation<'_>) -> Result<usize> {
-        let Generation { label: gen_label, claim, worker, device, hyp, out, wall_s, changes, repeat_of } = g;
+        let Generation { label: gen_label, claim, worker, device, genome, out, wall_s, changes, repeat_of } = g;
         let fit = self.evo.fitness_closure();
         let lock = csv::lock(&self.dir)?;
-        let pairs: Vec<(String, f64)> = hyp.iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let pairs = genome.pairs();
         let torn = csv::repair_torn_line(&self.dir.join("evolve.csv"), &lock)?;
         let rows = csv::append(&self.dir.join("evolve.csv"), &lock, &out.results, &pairs)?;
         let mut note = out.note.clone();
@@ -71,7 +73,7 @@ impl Ctx<'_> {
         let table = csv::read(&self.dir.join("evolve.csv"))?;
         csv::write_hyp_evolve(&self.dir, &table, &fit)?;
         let f = fit(&out.results);
-        let fields = [
+        let fields: Vec<String> = [
             (rows - 1).to_string(),
             gen_label.to_string(),
             self.evo.seed.to_string(),
@@ -83,8 +85,11 @@ impl Ctx<'_> {
             out.epochs.to_string(),
             out.pruned_at.map(|e| e.to_string()).unwrap_or_default(),
             repeat_of.map(|r| r.to_string()).unwrap_or_default(),
-            note,
-        ];
+        ]
+        .into_iter()
+        .chain(out.measured.cells())
+        .chain([note])
+        .collect::<Vec<_>>();
         csv::append_generation(&self.dir, &lock, &fields)?;
         drop(lock);
         if out.failed {
@@ -159,12 +164,24 @@ impl Ctx<'_> {
         })
     }
 
-    pub(super) fn classic(&self) -> Result<()> {
+    /// Selection scores of parent rows (`rows`: their evolve.csv rows): the fitness, or with several
+    /// objectives the Pareto order of the rows' measurements.
+    pub(super) fn scores(&self, parents: &csv::EvolveCsv, rows: &[usize]) -> Result<Vec<f64>> {
         let fit = self.evo.fitness_closure();
+        let fitness: Vec<f64> = (0..parents.rows.len()).map(|i| fit(&parents.results(i))).collect();
+        if !objective::is_multi(&self.evo.objectives) {
+            return Ok(fitness);
+        }
+        let all = csv::measured(&self.dir)?;
+        let measured: Vec<Measured> = rows.iter().map(|r| all.get(r).copied().unwrap_or_default()).collect();
+        Ok(objective::selection_scores(&fitness, &measured, &self.evo.objectives))
+    }
+
+    pub(super) fn classic(&self) -> Result<()> {
         self.pool(|w, device, data| -> Result<()> {
             loop {
                 let start = Instant::now();
-                let (generation, hyp, changes) = {
+                let (generation, genome, changes) = {
                     let lock = csv::lock(&self.dir)?;
                     let table = csv::read(&self.dir.join("evolve.csv"))?;
                     // a generation number no other worker (thread or process) holds or held
@@ -173,33 +190,35 @@ impl Ctx<'_> {
                         return Ok(());
                     };
                     // while the first generation trains, later claims mutate the base hyperparameters
-                    let parents = if table.rows.is_empty() && generation > 0 {
-                        base_table(&self.hyp)
+                    let (parents, scores) = if table.rows.is_empty() && generation > 0 {
+                        (base_table(&self.base), vec![0.0])
                     } else {
-                        parents_of(table, &csv::pruned_rows(&self.dir)?, &csv::repeats(&self.dir)?)
+                        let (p, rows) = parents_of(table, &csv::pruned_rows(&self.dir)?, &csv::repeats(&self.dir)?);
+                        let scores = self.scores(&p, &rows)?;
+                        (p, scores)
                     };
                     let mut rng = rng_for(self.evo.seed, Stream::Mutation, &[generation as u64]);
-                    let (hyp, changes) = classic_next(
-                        &self.hyp,
+                    let (genome, changes) = classic_next(
+                        &self.base,
                         &parents,
-                        &fit,
+                        &scores,
                         &self.space,
                         self.evo.parent,
                         self.evo.evolve_zeros,
                         &mut rng,
                     );
                     drop(lock);
-                    (generation, hyp, changes)
+                    (generation, genome, changes)
                 };
                 let label = generation.to_string();
-                let out = self.train(&label, &hyp, device, data, 0);
+                let out = self.train(&label, &genome, device, data, 0);
                 let wall_s = start.elapsed().as_secs_f64();
                 let res = self.record(Generation {
                     label: &label,
                     claim: Some(generation),
                     worker: w,
                     device,
-                    hyp: &hyp,
+                    genome: &genome,
                     out: &out,
                     wall_s,
                     changes: &changes,
@@ -211,7 +230,7 @@ impl Ctx<'_> {
                     let _ = claims::release(&self.dir, &lock, generation);
                 }
                 let rows = res?;
-                self.reevaluate(rows - 1, generation, &hyp, w, device, data)?;
+                self.reevaluate(rows - 1, generation, &genome, w, device, data)?;
             }
         })
     }
@@ -223,7 +242,7 @@ impl Ctx<'_> {
         &self,
         row: usize,
         generation: usize,
-        hyp: &Hyp,
+        genome: &Genome,
         w: usize,
         device: &str,
         data: &mut PreparedData,
@@ -236,7 +255,7 @@ impl Ctx<'_> {
             let _lock = csv::lock(&self.dir)?;
             let table = csv::read(&self.dir.join("evolve.csv"))?;
             let repeats = csv::repeats(&self.dir)?;
-            let parents = parents_of(table, &Default::default(), &repeats);
+            let (parents, _) = parents_of(table, &Default::default(), &repeats);
             // parents_of keeps candidates in row order without repeat rows: find this row's place among them
             let place = (0..row).filter(|r| !repeats.contains_key(r)).count();
             let mine = fit(&parents.results(place));
@@ -258,14 +277,14 @@ impl Ctx<'_> {
             };
             let Some(g) = claimed else { return Ok(()) };
             let label = format!("{g}");
-            let out = self.train(&label, hyp, device, data, j as u64);
+            let out = self.train(&label, genome, device, data, j as u64);
             let wall_s = start.elapsed().as_secs_f64();
             self.record(Generation {
                 label: &label,
                 claim: Some(g),
                 worker: w,
                 device,
-                hyp,
+                genome,
                 out: &out,
                 wall_s,
                 changes: &[],
@@ -278,20 +297,21 @@ impl Ctx<'_> {
 
 /// Rows that parents are chosen from: one per candidate (a row and its re-evaluations, averaged), and only
 /// the generations that trained to the end unless fewer than [`MIN_COMPLETE_PARENTS`] did (then every row,
-/// pruned ones with their last metrics).
+/// pruned ones with their last metrics). Also returns the evolve.csv row of each.
 pub(super) fn parents_of(
     table: csv::EvolveCsv,
     pruned: &std::collections::BTreeSet<usize>,
     repeats: &std::collections::BTreeMap<usize, usize>,
-) -> csv::EvolveCsv {
+) -> (csv::EvolveCsv, Vec<usize>) {
     let n = table.rows.len();
     let complete = (0..n).filter(|r| !pruned.contains(r) && !repeats.contains_key(r)).count();
     let drop_pruned = !pruned.is_empty() && complete >= MIN_COMPLETE_PARENTS;
-    let mut rows = Vec::new();
+    let (mut rows, mut index) = (Vec::new(), Vec::new());
     for (i, row) in table.rows.iter().enumerate() {
         if repeats.contains_key(&i) || (drop_pruned && pruned.contains(&i)) {
             continue;
         }
+        index.push(i);
         let group: Vec<&Vec<f64>> = std::iter::once(row)
             .chain(repeats.iter().filter(|&(r, c)| *c == i && *r < n).map(|(r, _)| &table.rows[*r]))
             .collect();
@@ -301,18 +321,18 @@ pub(super) fn parents_of(
         }
         rows.push(mean);
     }
-    csv::EvolveCsv { columns: table.columns, rows }
+    (csv::EvolveCsv { columns: table.columns, rows }, index)
 }
 
 /// Complete rows needed before pruned ones stop being parents (YOLOv5 picks among the best 5).
 pub const MIN_COMPLETE_PARENTS: usize = 5;
 
-/// A one-row table holding the base hyperparameters, as the parent of generations claimed before any row
-/// is recorded.
-pub(super) fn base_table(hyp: &Hyp) -> csv::EvolveCsv {
-    let keys: Vec<&str> = hyp.keys().collect();
-    let columns = csv::METRIC_KEYS.iter().copied().chain(keys.iter().copied()).map(String::from).collect();
-    let row = [0.0; 7].into_iter().chain(keys.iter().map(|k| hyp.get(k).unwrap_or(0.0))).collect();
+/// A one-row table holding the base genome, as the parent of generations claimed before any row is
+/// recorded.
+pub(super) fn base_table(base: &Genome) -> csv::EvolveCsv {
+    let pairs = base.pairs();
+    let columns = csv::METRIC_KEYS.iter().map(|s| s.to_string()).chain(pairs.iter().map(|(k, _)| k.clone())).collect();
+    let row = [0.0; 7].into_iter().chain(pairs.iter().map(|(_, v)| *v)).collect();
     csv::EvolveCsv { columns, rows: vec![row] }
 }
 
@@ -327,11 +347,12 @@ mod tests {
         let pruned: std::collections::BTreeSet<usize> = [1, 3].into();
         let none = Default::default();
         // 6 rows, 4 complete: too few, every row stays
-        assert_eq!(parents_of(table(6), &pruned, &none).rows.len(), 6);
+        assert_eq!(parents_of(table(6), &pruned, &none).0.rows.len(), 6);
         // 7 rows, 5 complete: the pruned ones leave
-        let kept: Vec<f64> = parents_of(table(7), &pruned, &none).rows.iter().map(|r| r[0]).collect();
-        assert_eq!(kept, [0.0, 2.0, 4.0, 5.0, 6.0]);
-        assert_eq!(parents_of(table(7), &Default::default(), &none).rows.len(), 7);
+        let (kept, rows) = parents_of(table(7), &pruned, &none);
+        assert_eq!(kept.rows.iter().map(|r| r[0]).collect::<Vec<f64>>(), [0.0, 2.0, 4.0, 5.0, 6.0]);
+        assert_eq!(rows, [0, 2, 4, 5, 6]);
+        assert_eq!(parents_of(table(7), &Default::default(), &none).0.rows.len(), 7);
     }
 
     #[test]
@@ -354,7 +375,7 @@ mod tests {
             ],
         };
         let repeats = [(1, 0)].into();
-        let p = parents_of(table, &Default::default(), &repeats);
+        let (p, _) = parents_of(table, &Default::default(), &repeats);
         assert_eq!(p.rows.len(), 2);
         assert!((p.rows[0][0] - 0.3).abs() < 1e-12, "mean of the candidate and its repeat");
         assert_eq!(p.rows[1][0], 0.9);

@@ -280,6 +280,16 @@ impl ModelConfig {
     /// A built-in config by name (`"yolov5n"`, `"yolov5s.yaml"`) or a yaml file by path; `nc` overrides the
     /// yaml's class count; `anchors` (hyp `anchors`) replaces the yaml anchors by that many placeholders per level.
     pub fn load(name_or_path: &str, nc: Option<i64>, anchors: Option<usize>) -> Result<Self> {
+        Self::load_scaled(name_or_path, nc, anchors, (None, None))
+    }
+
+    /// [`ModelConfig::load`] with the yaml's depth and width multiples replaced where given.
+    pub fn load_scaled(
+        name_or_path: &str,
+        nc: Option<i64>,
+        anchors: Option<usize>,
+        multiples: (Option<f64>, Option<f64>),
+    ) -> Result<Self> {
         let p = Path::new(name_or_path);
         let (text, source, name) = if p.is_file() {
             let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -305,11 +315,23 @@ impl ModelConfig {
                 }
             }
         };
-        Self::parse(&text, &source, &name, nc, anchors)
+        Self::parse_scaled(&text, &source, &name, nc, anchors, multiples)
     }
 
     /// Parse yaml text (`parse_model`).
     pub fn parse(text: &str, source: &Path, name: &str, nc: Option<i64>, anchors: Option<usize>) -> Result<Self> {
+        Self::parse_scaled(text, source, name, nc, anchors, (None, None))
+    }
+
+    /// [`ModelConfig::parse`] with the yaml's depth and width multiples replaced where given.
+    pub fn parse_scaled(
+        text: &str,
+        source: &Path,
+        name: &str,
+        nc: Option<i64>,
+        anchors: Option<usize>,
+        multiples: (Option<f64>, Option<f64>),
+    ) -> Result<Self> {
         let bad = |message: String| Error::DataConfig { path: source.into(), message };
         let doc: Value = serde_yaml::from_str(text).map_err(|e| Error::yaml(source, &e))?;
         let num = |k: &str| doc.get(k).and_then(Value::as_f64).ok_or_else(|| bad(format!("`{k}` must be a number")));
@@ -318,8 +340,14 @@ impl ModelConfig {
         if nc < 1 {
             return Err(bad(format!("nc must be at least 1, got {nc}")));
         }
-        let gd = num("depth_multiple")?;
-        let gw = num("width_multiple")?;
+        let gd = match multiples.0 {
+            Some(v) => v,
+            None => num("depth_multiple")?,
+        };
+        let gw = match multiples.1 {
+            Some(v) => v,
+            None => num("width_multiple")?,
+        };
         for (k, v) in [("depth_multiple", gd), ("width_multiple", gw)] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(bad(format!("`{k}` is {v}, must be a positive number")));

@@ -10,6 +10,7 @@ use plotters::style::colors::colormaps::ViridisRGB;
 use std::path::Path;
 
 mod canvas;
+mod pareto;
 mod val;
 use canvas::Canvas;
 pub use val::{plot_confusion_matrix, plot_pr_curve};

@@ -27,7 +27,7 @@ pub use freeze::{Freeze, FreezeSchedule, FreezeStage};
 pub use results::{EpochRow, RESULTS_COLUMNS};
 pub use run::TrainRun;
 pub use setup::PreparedData;
-pub(crate) use setup::{increment_dir, parse_device};
+pub(crate) use setup::{MAX_IMAGE_SIZE, increment_dir, parse_device};
 
 pub use validate::{ValResult, validate, validate_each};
 
@@ -213,6 +213,10 @@ pub struct Trainer {
     pub freeze_bn: bool,
     /// Cosine learning-rate schedule instead of linear. Default off.
     pub cos_lr: bool,
+    /// Depth multiple replacing the model yaml's (repeats of its blocks). Default the yaml's.
+    pub depth_multiple: Option<f64>,
+    /// Width multiple replacing the model yaml's (channels of its layers). Default the yaml's.
+    pub width_multiple: Option<f64>,
     /// Label smoothing epsilon. Default 0.
     pub label_smoothing: f64,
     /// Varifocal objectness loss (seed 003). Default off.
@@ -282,6 +286,8 @@ impl Default for Trainer {
             optimizer: OptimizerKind::Sgd,
             sam: false,
             freeze_bn: false,
+            depth_multiple: None,
+            width_multiple: None,
             cos_lr: false,
             label_smoothing: 0.0,
             varifocal: false,
@@ -340,6 +346,10 @@ crate::setters! { Trainer, given;
     freeze_bn: bool => |v| v;
     /// Cosine schedule.
     cos_lr: bool => |v| v;
+    /// Depth multiple replacing the model yaml's.
+    depth_multiple: f64 => |v| Some(v);
+    /// Width multiple replacing the model yaml's.
+    width_multiple: f64 => |v| Some(v);
     /// Label smoothing.
     label_smoothing: f64 => |v| v;
     /// Varifocal objectness loss.

@@ -60,6 +60,12 @@ pub struct RunSettings {
     /// Frozen layers' BatchNorm in eval mode.
     #[serde(default)]
     pub freeze_bn: bool,
+    /// Depth multiple replacing the model yaml's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth_multiple: Option<f64>,
+    /// Width multiple replacing the model yaml's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width_multiple: Option<f64>,
     /// Loader workers.
     pub workers: usize,
     /// Run folder parent.
@@ -154,6 +160,8 @@ impl RunSettings {
             optimizer: format!("{:?}", t.optimizer).replace("Sgd", "SGD"),
             sam: t.sam,
             freeze_bn: t.freeze_bn,
+            depth_multiple: t.depth_multiple,
+            width_multiple: t.width_multiple,
             workers: t.workers,
             project: t.project.clone(),
             name: t.name.clone(),
@@ -208,6 +216,8 @@ impl RunSettings {
             optimizer: self.optimizer.parse().map_err(|e| bad("optimizer", e))?,
             sam: self.sam,
             freeze_bn: self.freeze_bn,
+            depth_multiple: self.depth_multiple,
+            width_multiple: self.width_multiple,
             cos_lr: self.cos_lr,
             label_smoothing: self.label_smoothing,
             varifocal: self.varifocal,

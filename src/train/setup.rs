@@ -77,9 +77,14 @@ impl Trainer {
             // the yaml only: the tensors are read once, when the weights are loaded
             let (yaml, ck_nc) = Checkpoint::model_yaml(w)?;
             let name = w.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            return ModelConfig::parse(&yaml, w, &name, nc.or(Some(ck_nc)), anchors);
+            return ModelConfig::parse_scaled(&yaml, w, &name, nc.or(Some(ck_nc)), anchors, self.multiples());
         }
-        ModelConfig::load(&self.cfg, nc, anchors)
+        ModelConfig::load_scaled(&self.cfg, nc, anchors, self.multiples())
+    }
+
+    /// The depth and width multiples replacing the model yaml's, where set.
+    fn multiples(&self) -> (Option<f64>, Option<f64>) {
+        (self.depth_multiple, self.width_multiple)
     }
 
     /// Check every setting without doing any work.

@@ -9,6 +9,9 @@ use crate::hyp::Hyp;
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
+mod pareto;
+pub use pareto::Trial;
+
 /// The spread of one candidate's fitness over its trainings with different seeds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Noise {
@@ -38,6 +41,8 @@ pub struct EvolveResults {
     scorer: Fitness,
     /// Re-evaluations: row → the row it repeats (generations.csv beside evolve.csv; empty without it).
     repeats: std::collections::BTreeMap<usize, usize>,
+    /// Measured objectives per row (generations.csv; empty without it).
+    measured: std::collections::BTreeMap<usize, crate::evolve::Measured>,
 }
 
 fn polars_err(e: PolarsError) -> Error {
@@ -151,6 +156,7 @@ impl EvolveResults {
         let mut r = Self::from_csv(&table, path, fitness);
         if let Some(dir) = path.parent() {
             r.repeats = crate::evolve::csv::repeats(dir)?;
+            r.measured = crate::evolve::csv::measured(dir)?;
         }
         Ok(r)
     }
@@ -164,6 +170,7 @@ impl EvolveResults {
             fitness: f,
             scorer: fitness.clone(),
             repeats: Default::default(),
+            measured: Default::default(),
         }
     }
 
@@ -310,12 +317,31 @@ impl EvolveResults {
             message: format!("{row} is beyond the {} rows", self.len()),
         })?;
         let mut h = Hyp::default();
-        for k in self.table.hyp_columns() {
+        for k in self.table.hyp_columns().into_iter().filter(|k| !crate::evolve::structure::is_structural(k)) {
             let v = r[self.table.col(k).expect("listed")];
             h.set(k, v)
                 .map_err(|e| Error::DataConfig { path: self.path.clone(), message: format!("row {row}: {e}") })?;
         }
         Ok(h)
+    }
+
+    /// The structural genes of a row (empty when the evolution had none), as (key, value).
+    pub fn structure(&self, row: usize) -> Result<Vec<(String, f64)>> {
+        self.hyp(row)?; // names a row beyond the table
+        let r = &self.table.rows[row];
+        Ok(self
+            .table
+            .hyp_columns()
+            .into_iter()
+            .filter(|k| crate::evolve::structure::is_structural(k))
+            .map(|k| (k.to_string(), r[self.table.col(k).expect("listed")]))
+            .collect())
+    }
+
+    /// The trainer that trains a row again: `base` with the row's hyperparameters and structural genes.
+    pub fn trainer(&self, row: usize, base: crate::train::Trainer) -> Result<crate::train::Trainer> {
+        let hyp = self.hyp(row)?;
+        Ok(crate::evolve::structure::apply(base, &self.structure(row)?).hyp(hyp))
     }
 
     /// Per hyperparameter: value in the best row, mean, std, min, max, and whether it ever changed.
@@ -376,7 +402,13 @@ impl EvolveResults {
 
     /// Write the best row as a hyp_evolve.yaml (YOLOv5's header, then the hyperparameters).
     pub fn save_best_yaml(&self, path: impl AsRef<Path>) -> Result<()> {
-        let text = crate::evolve::csv::hyp_evolve_yaml_row(&self.table, self.best_row()).unwrap_or_default();
+        self.save_row_yaml(self.best_row(), path)
+    }
+
+    /// Write any row as a hyp_evolve.yaml (e.g. the knee of a Pareto front).
+    pub fn save_row_yaml(&self, row: usize, path: impl AsRef<Path>) -> Result<()> {
+        self.hyp(row)?; // names a row beyond the table
+        let text = crate::evolve::csv::hyp_evolve_yaml_row(&self.table, row).unwrap_or_default();
         crate::fsutil::write_atomic(path.as_ref(), text.as_bytes())
     }
 }

@@ -74,7 +74,9 @@ impl EvolveResults {
         let chosen = top.iter().map(|&r| (r, "top")).chain(rest.iter().map(|&r| (r, "random")));
         let report = full.report();
         for (i, (row, why)) in chosen.enumerate() {
-            let run = self.trainer(row, full.clone())?.name(format!("fidelity-row{row}")).fit()?;
+            // one line per retrained row (below) instead of each training's epoch lines
+            let t = self.trainer(row, full.clone())?.name(format!("fidelity-row{row}"));
+            let run = t.progress(crate::train::ProgressMode::Silent).fit()?;
             let r = run
                 .final_val
                 .as_ref()

@@ -1,4 +1,4 @@
-//! Pictures of batches with their boxes (`plot_images` in utils/plots.py, simplified: no text).
+//! Pictures of batches with their labelled boxes (`plot_images` in utils/plots.py) and annotated detections.
 
 use super::imageops::{Image, blit, canvas, save_png};
 use super::loader::Batch;
@@ -93,31 +93,44 @@ pub fn annotate(img: &Image, dets: &[crate::metrics::Detection], names: &[String
     out
 }
 
-/// Tile a batch into one picture (up to 16 images, 4 per row) with every target box drawn.
-pub fn batch_grid(batch: &Batch) -> Image {
+/// Columns for `n` tiles: from ceil(√n) up, the fewest that leaves the fewest empty tiles (8 → 4 × 2, 9 → 3 × 3).
+pub fn grid_columns(n: usize) -> usize {
+    let start = (n.max(1) as f64).sqrt().ceil() as usize;
+    (start..=start + 2).min_by_key(|&c| (n.div_ceil(c) * c - n, c)).unwrap_or(start).min(n.max(1))
+}
+
+/// Tile a batch into one picture (up to 16 images) with every target box drawn and labelled with its class
+/// name (`names`; the class index when a name is missing).
+pub fn batch_grid(batch: &Batch, names: &[String]) -> Image {
     let size = batch.images.size();
     let (b, h, w) = (size[0] as usize, size[2] as u32, size[3] as u32);
     let n = b.min(16);
-    let cols = (n as f64).sqrt().ceil() as u32;
+    let cols = grid_columns(n) as u32;
     let rows = (n as u32).div_ceil(cols);
     let mut grid = canvas(cols * w, rows * h, 255);
     let pixels: Vec<u8> = Vec::<u8>::try_from(batch.images.reshape(-1)).unwrap_or_default();
     let targets: Vec<f32> = Vec::<f32>::try_from(batch.targets.reshape(-1)).unwrap_or_default();
     let plane = (h * w) as usize;
+    let label_size = (w.min(h) as f32 / 24.0).clamp(9.0, 14.0);
     for i in 0..n {
         let mut img = Image::new(w, h);
         let base = i * 3 * plane;
         for (k, p) in img.pixels_mut().enumerate() {
             p.0 = [pixels[base + k], pixels[base + plane + k], pixels[base + 2 * plane + k]];
         }
-        for t in targets.chunks_exact(6).filter(|t| t[0] as usize == i) {
+        let mine: Vec<&[f32]> = targets.chunks_exact(6).filter(|t| t[0] as usize == i).collect();
+        let xyxy = |t: &[f32]| {
             let (cx, cy, bw, bh) = (t[2] * w as f32, t[3] * h as f32, t[4] * w as f32, t[5] * h as f32);
-            draw_box(
-                &mut img,
-                [cx - bw / 2.0, cy - bh / 2.0, cx + bw / 2.0, cy + bh / 2.0],
-                class_colour(t[1] as usize),
-                2,
-            );
+            [cx - bw / 2.0, cy - bh / 2.0, cx + bw / 2.0, cy + bh / 2.0]
+        };
+        for t in &mine {
+            draw_box(&mut img, xyxy(t), class_colour(t[1] as usize), 2);
+        }
+        for t in &mine {
+            let c = t[1] as usize;
+            let name = names.get(c).cloned().unwrap_or_else(|| c.to_string());
+            let b = xyxy(t);
+            draw_label(&mut img, b[0], b[1], &name, class_colour(c), label_size);
         }
         let (col, row) = (i as u32 % cols, i as u32 / cols);
         blit(&mut grid, &img, (0, 0), (col * w, row * h), (w, h));
@@ -125,7 +138,16 @@ pub fn batch_grid(batch: &Batch) -> Image {
     grid
 }
 
-/// Save [`batch_grid`] as a PNG. `names` is kept for a future legend.
-pub fn save_batch_png(batch: &Batch, _names: &[String], path: &Path) -> Result<()> {
-    save_png(&batch_grid(batch), path)
+/// Save [`batch_grid`] as a PNG.
+pub fn save_batch_png(batch: &Batch, names: &[String], path: &Path) -> Result<()> {
+    save_png(&batch_grid(batch, names), path)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grids_leave_as_few_empty_tiles_as_they_can() {
+        let cols: Vec<usize> = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16].iter().map(|&n| super::grid_columns(n)).collect();
+        assert_eq!(cols, [1, 2, 3, 2, 5, 3, 4, 4, 3, 4, 4]);
+    }
 }

@@ -288,6 +288,27 @@ pub fn append_generation(dir: &Path, _lock: &FolderLock, fields: &[String]) -> R
     f.sync_all().at(&p)
 }
 
+/// Drop generations.csv lines of rows `from` and later: lines a worker killed between writing its
+/// generations.csv line and its evolve.csv row left for a row that does not exist. Returns how many.
+pub fn drop_generations_from(dir: &Path, _lock: &FolderLock, from: usize) -> Result<usize> {
+    let p = dir.join("generations.csv");
+    if !p.is_file() {
+        return Ok(0);
+    }
+    let text = std::fs::read_to_string(&p).at(&p)?;
+    let mut lines = text.lines();
+    let Some(head) = lines.next() else { return Ok(0) };
+    let row_of = |l: &str| split_line(l).first().and_then(|r| r.parse::<usize>().ok());
+    let (keep, dropped): (Vec<&str>, Vec<&str>) =
+        lines.filter(|l| !l.is_empty()).partition(|l| row_of(l).is_none_or(|r| r < from));
+    if dropped.is_empty() {
+        return Ok(0);
+    }
+    let out: String = std::iter::once(head).chain(keep).map(|l| format!("{l}\n")).collect();
+    write_atomic(&p, out.as_bytes())?;
+    Ok(dropped.len())
+}
+
 /// generations.csv's `row` and `column` of every line where `column` is set.
 pub fn rows_with(dir: &Path, column: &str) -> Result<Vec<(usize, String)>> {
     let p = dir.join("generations.csv");
@@ -381,5 +402,9 @@ mod tests {
             (m[&2].params, m[&2].images_per_s, m[&2].peak_mem_mib, m[&2].latency_ms),
             (1000.0, 12.5, 300.0, 4.2)
         );
+        // a line for a row evolve.csv never got (its writer killed in between) is dropped by the next record
+        assert_eq!(drop_generations_from(dir.path(), &lock, 2).unwrap(), 1);
+        assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 3);
+        assert_eq!(drop_generations_from(dir.path(), &lock, 2).unwrap(), 0);
     }
 }

@@ -3,7 +3,7 @@
 
 use super::csv::EvolveCsv;
 use super::meta::{Gene, GeneKind, Space};
-use super::structure::{Genome, snap};
+use super::structure::{Genome, is_structural, snap};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -137,6 +137,11 @@ pub(crate) fn classic_next(
                             } else {
                                 options[rng.random_range(0..options.len())]
                             }
+                        }
+                        // a structural multiple moves additively across its range, as integers do: YOLOv5's
+                        // few-percent factors would leave a model's width where it started
+                        GeneKind::Float if is_structural(k) => {
+                            (v + step / MUTATION_SIGMA * (g.high - g.low)).clamp(g.low, g.high)
                         }
                         GeneKind::Float if evolve_zeros && v == 0.0 && g.gain > 0.0 => {
                             // multiplication cannot move a zero: step additively by a fraction of the range

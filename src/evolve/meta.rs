@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 /// How a gene's values move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GeneKind {
-    /// A real number: multiplicative mutation in the classic GA (YOLOv5's), additive in the population GA.
+    /// A real number: multiplicative mutation in the classic GA (YOLOv5's; a structural multiple instead steps
+    /// additively across its range), additive in the population GA.
     Float,
     /// Multiples of `step` (image size 32, freeze depth 1): an additive step of, on average, a third of the
     /// range in the classic GA (a tenth in the population GA), rounded to the grid.

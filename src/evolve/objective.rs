@@ -24,14 +24,15 @@ pub enum Objective {
     /// generations whose peaks differ.
     PeakMemory,
     /// Inference latency at batch 1 and the run's image size on its device (ms per image, less is better):
-    /// the median of [`LATENCY_RUNS`] forward passes after [`LATENCY_WARMUP`] warm-up passes.
+    /// the fastest of [`LATENCY_RUNS`] forward passes after [`LATENCY_WARMUP`] warm-up passes (interference from
+    /// other work only ever adds time, so the minimum is the steadiest estimate).
     Latency,
 }
 
 /// Forward passes timed for [`Objective::Latency`].
-pub const LATENCY_RUNS: usize = 5;
+pub const LATENCY_RUNS: usize = 10;
 /// Forward passes before the timed ones.
-pub const LATENCY_WARMUP: usize = 2;
+pub const LATENCY_WARMUP: usize = 3;
 
 /// Every objective, in generations.csv's column order (fitness has its own column).
 pub const OBJECTIVES: [Objective; 5] =
@@ -182,7 +183,7 @@ pub(crate) fn selection_scores(fitness: &[f64], measured: &[Measured], objective
     score
 }
 
-/// Inference latency of `t`'s model at its image size on its device: ms per image at batch 1, the median
+/// Inference latency of `t`'s model at its image size on its device: ms per image at batch 1, the fastest
 /// of [`LATENCY_RUNS`] passes after [`LATENCY_WARMUP`] (the weights do not matter, so a fresh model of the
 /// same layout is timed).
 pub(crate) fn latency_ms(t: &Trainer, data: &PreparedData) -> Result<f64> {
@@ -196,7 +197,7 @@ pub(crate) fn latency_ms(t: &Trainer, data: &PreparedData) -> Result<f64> {
     Ok(time_forward(&model, imgsz))
 }
 
-/// Median ms of a batch-1 eval forward pass at `imgsz`.
+/// The fastest of [`LATENCY_RUNS`] batch-1 eval forward passes at `imgsz`, in ms.
 pub fn time_forward(model: &Yolo, imgsz: i64) -> f64 {
     let x = tch::Tensor::zeros([1, 3, imgsz, imgsz], (tch::Kind::Float, model.device()));
     let sync = || {
@@ -204,7 +205,7 @@ pub fn time_forward(model: &Yolo, imgsz: i64) -> f64 {
             tch::Cuda::synchronize(i as i64);
         }
     };
-    let mut ms: Vec<f64> = (0..LATENCY_WARMUP + LATENCY_RUNS)
+    let ms: Vec<f64> = (0..LATENCY_WARMUP + LATENCY_RUNS)
         .map(|_| {
             sync();
             let t0 = Instant::now();
@@ -214,8 +215,7 @@ pub fn time_forward(model: &Yolo, imgsz: i64) -> f64 {
         })
         .skip(LATENCY_WARMUP)
         .collect();
-    ms.sort_by(f64::total_cmp);
-    ms[ms.len() / 2]
+    ms.into_iter().fold(f64::INFINITY, f64::min)
 }
 
 /// The objectives recorded in an evolution folder (`objectives.txt`), if any.

@@ -60,21 +60,19 @@ impl Ctx<'_> {
         let lock = csv::lock(&self.dir)?;
         let pairs = genome.pairs();
         let torn = csv::repair_torn_line(&self.dir.join("evolve.csv"), &lock)?;
-        let rows = csv::append(&self.dir.join("evolve.csv"), &lock, &out.results, &pairs)?;
+        // the side-file line goes first: a worker killed between the two appends leaves a line for a row that
+        // does not exist, which the next record drops, rather than a row without its line
+        let row = csv::read(&self.dir.join("evolve.csv"))?.rows.len();
+        csv::drop_generations_from(&self.dir, &lock, row)?;
         let mut note = out.note.clone();
         if torn {
             let t = "replaces a torn last row of evolve.csv (written when a worker was killed), which was dropped";
             self.evo.base.report().warn(&format!("evolve: {}: {t}", self.dir.join("evolve.csv").display()));
             note = if note.is_empty() { t.to_string() } else { format!("{note}; {t}") };
         }
-        if let Some(c) = claim {
-            claims::release(&self.dir, &lock, c)?;
-        }
-        let table = csv::read(&self.dir.join("evolve.csv"))?;
-        csv::write_hyp_evolve(&self.dir, &table, &fit)?;
         let f = fit(&out.results);
         let fields: Vec<String> = [
-            (rows - 1).to_string(),
+            row.to_string(),
             gen_label.to_string(),
             self.evo.seed.to_string(),
             worker.to_string(),
@@ -91,6 +89,12 @@ impl Ctx<'_> {
         .chain([note])
         .collect::<Vec<_>>();
         csv::append_generation(&self.dir, &lock, &fields)?;
+        let rows = csv::append(&self.dir.join("evolve.csv"), &lock, &out.results, &pairs)?;
+        if let Some(c) = claim {
+            claims::release(&self.dir, &lock, c)?;
+        }
+        let table = csv::read(&self.dir.join("evolve.csv"))?;
+        csv::write_hyp_evolve(&self.dir, &table, &fit)?;
         drop(lock);
         if out.failed {
             let n = self.failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;

@@ -107,6 +107,27 @@ fn step_points(best: &[f64]) -> Vec<(f64, f64)> {
     pts
 }
 
+/// A vertical viridis colour bar filling `area`: `low` at the bottom, `high` at the top, `what` along it.
+fn colour_bar(area: &DrawingArea<Canvas<'_>, plotters::coord::Shift>, what: &str, low: &str, high: &str) -> Result<()> {
+    let (w, h) = area.dim_in_pixel();
+    let (x0, x1) = (10i32, 28i32);
+    let (y0, y1) = (60i32, h as i32 - 60);
+    let steps = 64;
+    for k in 0..steps {
+        let t = k as f64 / (steps - 1) as f64;
+        let ya = y1 - ((y1 - y0) as f64 * (k + 1) as f64 / steps as f64) as i32;
+        let yb = y1 - ((y1 - y0) as f64 * k as f64 / steps as f64) as i32;
+        area.draw(&Rectangle::new([(x0, ya), (x1, yb)], ViridisRGB::get_color(t).filled())).map_err(plot_err)?;
+    }
+    area.draw(&Rectangle::new([(x0, y0), (x1, y1)], BLACK.stroke_width(1))).map_err(plot_err)?;
+    let font = ("sans-serif", 11).into_font().color(&BLACK);
+    area.draw(&Text::new(high.to_string(), (x0, y0 - 16), font.clone())).map_err(plot_err)?;
+    area.draw(&Text::new(low.to_string(), (x0, y1 + 4), font.clone())).map_err(plot_err)?;
+    let side = ("sans-serif", 12).into_font().transform(FontTransform::Rotate90).color(&BLACK);
+    area.draw(&Text::new(what.to_string(), (w as i32 - 8, y0 + 10), side)).map_err(plot_err)?;
+    Ok(())
+}
+
 /// log(count) of each point's cell in a 2-D histogram with `n` edges per axis (`hist2d` in plots.py).
 pub fn hist2d_log_density(x: &[f64], y: &[f64], n: usize) -> Vec<f64> {
     let edges = |v: &[f64]| {
@@ -131,30 +152,45 @@ pub fn hist2d_log_density(x: &[f64], y: &[f64], n: usize) -> Vec<f64> {
 
 impl EvolveResults {
     /// YOLOv5's evolve.png: one panel per hyperparameter (6×5 grid, up to 30), value against fitness, points
-    /// coloured by log density (viridis), the best row marked with a black +, titles `key = best`.
+    /// coloured by log density (viridis, with its colour bar), the best row marked with a black +, titles
+    /// `key = best`.
     pub fn plot_evolve(&self) -> Result<Figure> {
         self.require_rows()?;
         let keys = self.keys();
         let f = self.fitness().to_vec();
         let best = self.best_row();
-        render(1250, 1500, &format!("evolve.png: {} rows, best row {best}", self.len()), |root| {
-            let panels = root.split_evenly((6, 5));
+        // a wider margin than `range` gives, so markers at the extremes are not cut by the panel's edge
+        let padded = |v: &[f64]| {
+            let (lo, hi) = range(v);
+            let pad = (hi - lo) * 0.04;
+            (lo - pad, hi + pad)
+        };
+        render(1330, 1500, &format!("evolve.png: {} rows, best row {best}", self.len()), |root| {
+            let (grid, bar) = root.split_horizontally(1250);
+            let panels = grid.split_evenly((6, 5));
             for (i, k) in keys.iter().take(30).enumerate() {
                 let v = self.column(k).unwrap_or_default();
                 let dens = hist2d_log_density(&v, &f, 20);
                 let dmax = dens.iter().cloned().fold(0.0, f64::max).max(1e-12);
-                let (xr, yr) = (range(&v), range(&f));
+                let (xr, yr) = (padded(&v), padded(&f));
+                let first_column = i % 5 == 0;
                 let mut chart = ChartBuilder::on(&panels[i])
                     .caption(format!("{k} = {}", fmt_g(v[best], 3)), ("sans-serif", 15))
-                    .margin(6)
+                    .margin_top(6)
+                    .margin_bottom(6)
+                    .margin_left(14)
+                    .margin_right(16)
                     .x_label_area_size(20)
-                    .y_label_area_size(if i % 5 == 0 { 52 } else { 8 })
+                    .y_label_area_size(if first_column { 62 } else { 8 })
                     .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
                     .map_err(plot_err)?;
                 let mut mesh = chart.configure_mesh();
                 mesh.disable_mesh().x_labels(3).label_style(("sans-serif", 10)).x_label_formatter(&|x| fmt_g(*x, 2));
-                if i % 5 == 0 {
-                    mesh.y_labels(4).y_label_formatter(&|y| fmt_g(*y, 2));
+                if first_column {
+                    mesh.y_labels(4)
+                        .y_label_formatter(&|y| fmt_g(*y, 2))
+                        .y_desc("fitness")
+                        .axis_desc_style(("sans-serif", 11));
                 } else {
                     mesh.y_labels(0);
                 }
@@ -166,7 +202,7 @@ impl EvolveResults {
                     }))
                     .map_err(plot_err)?;
                 let (bx, by) = (v[best], f[best]);
-                let (dx, dy) = ((xr.1 - xr.0) * 0.04, (yr.1 - yr.0) * 0.05);
+                let (dx, dy) = ((xr.1 - xr.0) * 0.035, (yr.1 - yr.0) * 0.045);
                 chart
                     .draw_series([
                         PathElement::new(vec![(bx - dx, by), (bx + dx, by)], BLACK.stroke_width(2)),
@@ -174,7 +210,7 @@ impl EvolveResults {
                     ])
                     .map_err(plot_err)?;
             }
-            Ok(())
+            colour_bar(&bar, "rows per cell (log, per panel)", "one", "most")
         })
     }
 
@@ -258,8 +294,10 @@ impl EvolveResults {
         let f = self.fitness();
         let (fl, fh) = range(&top.iter().map(|&i| f[i]).collect::<Vec<_>>());
         let cols: Vec<Vec<f64>> = keys.iter().map(|c| self.column(c).unwrap_or_default()).collect();
-        render(1100, 500, &format!("parallel coordinates of the {} best rows", top.len()), |root| {
-            let mut chart = ChartBuilder::on(root)
+        render(1180, 500, &format!("parallel coordinates of the {} best rows", top.len()), |root| {
+            let (plot, bar) = root.split_horizontally(1100);
+            colour_bar(&bar, "fitness", &fmt_g(fl, 3), &fmt_g(fh, 3))?;
+            let mut chart = ChartBuilder::on(&plot)
                 .caption(format!("top {} rows (colour = fitness)", top.len()), ("sans-serif", 20))
                 .margin(10)
                 .x_label_area_size(70)
@@ -295,47 +333,83 @@ impl EvolveResults {
         })
     }
 
-    /// Bars of each hyperparameter's importance (η² of fitness ranks) with Spearman's rho as a second bar.
+    /// Bars of each hyperparameter's importance (η² of fitness ranks) with Spearman's ρ as a line, on an
+    /// axis fitted to the values; hyperparameters that never changed are left out (they have no effect to
+    /// show) and named in the caption's count.
     pub fn plot_importance(&self) -> Result<Figure> {
         self.require_rows()?;
-        let imp: Vec<(String, f64, f64)> = self
+        let mut imp: Vec<(String, f64, f64)> = self
             .keys()
             .into_iter()
-            .map(|k| {
+            .filter_map(|k| {
                 let v = self.column(&k).unwrap_or_default();
+                if !v.iter().any(|x| *x != v[0]) {
+                    return None;
+                }
                 let rho = crate::results::spearman(&v, self.fitness());
                 let eta = crate::results::rank_eta_squared(&v, self.fitness());
-                (k, eta, rho)
+                Some((k, eta, rho))
             })
             .collect();
-        let mut imp = imp;
         imp.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let fixed = self.keys().len() - imp.len();
         let n = imp.len().max(1);
-        render(900, 40 + 22 * n as u32 + 60, "hyperparameter importance", |root| {
+        let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+        let lo = imp.iter().map(|r| finite(r.2)).fold(0.0, f64::min);
+        let hi = imp.iter().map(|r| finite(r.1).max(finite(r.2))).fold(0.0, f64::max);
+        let pad = ((hi - lo) * 0.08).max(0.01);
+        let (x0, x1) = ((lo - pad).max(-1.0), (hi + pad).min(1.0));
+        let caption = format!(
+            "importance of {} changing hyperparameters{}",
+            imp.len(),
+            if fixed > 0 { format!(" ({fixed} never changed)") } else { String::new() }
+        );
+        render(900, 40 + 22 * n as u32 + 90, "hyperparameter importance", |root| {
             let mut chart = ChartBuilder::on(root)
-                .caption("importance: η² of fitness ranks (bar), Spearman ρ (line)", ("sans-serif", 16))
+                .caption(&caption, ("sans-serif", 16))
                 .margin(10)
-                .x_label_area_size(30)
+                .x_label_area_size(40)
                 .y_label_area_size(110)
-                .build_cartesian_2d(-1f64..1f64, -0.5f64..(n as f64 - 0.5))
+                .build_cartesian_2d(x0..x1, -0.5f64..(n as f64 - 0.5))
                 .map_err(plot_err)?;
             let names: Vec<String> = imp.iter().map(|r| r.0.clone()).collect();
             chart
                 .configure_mesh()
                 .y_labels(n)
                 .y_label_formatter(&|y| names.get((n as f64 - 1.0 - y).round() as usize).cloned().unwrap_or_default())
+                .x_label_formatter(&|x| fmt_g(*x, 2))
+                .x_desc("η² of fitness ranks (bar, 0–1) · Spearman ρ (line, −1–1)")
                 .label_style(("sans-serif", 11))
                 .draw()
                 .map_err(plot_err)?;
+            chart
+                .draw_series([PathElement::new(vec![(0.0, -0.5), (0.0, n as f64 - 0.5)], BLACK.stroke_width(1))])
+                .map_err(plot_err)?;
             for (i, (_, eta, rho)) in imp.iter().enumerate() {
                 let y = n as f64 - 1.0 - i as f64;
-                chart
+                let bars = chart
                     .draw_series([Rectangle::new([(0.0, y - 0.35), (*eta, y + 0.35)], BLUE.mix(0.7).filled())])
                     .map_err(plot_err)?;
-                chart
+                if i == 0 {
+                    bars.label("η²")
+                        .legend(|(a, b)| Rectangle::new([(a - 6, b - 4), (a + 6, b + 4)], BLUE.mix(0.7).filled()));
+                }
+                let line = chart
                     .draw_series([PathElement::new(vec![(0.0, y), (*rho, y)], RED.stroke_width(3))])
                     .map_err(plot_err)?;
+                if i == 0 {
+                    line.label("Spearman ρ")
+                        .legend(|(a, b)| PathElement::new(vec![(a - 8, b), (a + 8, b)], RED.stroke_width(3)));
+                }
             }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.85))
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(plot_err)?;
             Ok(())
         })
     }
@@ -495,7 +569,33 @@ fn emptiest_corner(series: &[(String, Vec<(f64, f64)>)], xr: (f64, f64), yr: (f6
     corners.into_iter().min_by_key(|c| count(c.1, c.2)).map(|c| c.0).unwrap_or(SeriesLabelPosition::UpperRight)
 }
 
-/// A grid of images with captions (augmentation previews, detections).
+/// Width in pixels of `text` at `size` in the bundled font.
+fn text_width(text: &str, size: f32) -> i32 {
+    let mut right = 0;
+    crate::font::rasterise(text, size, |x, _, _| right = right.max(x + 1));
+    right
+}
+
+/// `text` at the largest size from 15 down to 9 px that fits `width`, cut with "…" when even 9 px does not.
+fn fit_caption(text: &str, width: i32) -> (String, f32) {
+    for size in (9..=15).rev().map(|s| s as f32) {
+        if text_width(text, size) <= width {
+            return (text.to_string(), size);
+        }
+    }
+    let mut cut: Vec<char> = text.chars().collect();
+    while !cut.is_empty() {
+        cut.pop();
+        let t = format!("{}…", cut.iter().collect::<String>().trim_end());
+        if text_width(&t, 9.0) <= width {
+            return (t, 9.0);
+        }
+    }
+    (String::new(), 9.0)
+}
+
+/// A grid of images with captions (augmentation previews, detections). Each caption is fitted to its tile
+/// (smaller, then cut with "…"); when every image has the same caption it is drawn once, as a title.
 pub fn image_grid(images: &[crate::data::Image], captions: &[String], cols: usize) -> Result<Figure> {
     if images.is_empty() {
         return Err(plot_err("no images"));
@@ -505,19 +605,31 @@ pub fn image_grid(images: &[crate::data::Image], captions: &[String], cols: usiz
     let (cw, ch) =
         (images.iter().map(|i| i.width()).max().unwrap_or(1), images.iter().map(|i| i.height()).max().unwrap_or(1));
     let cap = 22u32;
-    let (w, h) = (cols as u32 * cw, rows as u32 * (ch + cap));
+    let title = (captions.len() > 1 && captions.iter().all(|c| *c == captions[0])).then(|| captions[0].clone());
+    let (tile_cap, top) = if title.is_some() { (0, cap) } else { (cap, 0) };
+    let (w, h) = (cols as u32 * cw, top + rows as u32 * (ch + tile_cap));
     let mut canvas = crate::data::Image::from_pixel(w, h, image::Rgb([255, 255, 255]));
     for (k, img) in images.iter().enumerate() {
-        let (x, y) = ((k % cols) as u32 * cw, (k / cols) as u32 * (ch + cap) + cap);
+        let (x, y) = ((k % cols) as u32 * cw, top + (k / cols) as u32 * (ch + tile_cap) + tile_cap);
         image::imageops::replace(&mut canvas, img, x as i64, y as i64);
     }
     ensure_font();
     let mut buf = canvas.into_raw();
     {
         let root = Canvas(BitMapBackend::with_buffer(&mut buf, (w, h))).into_drawing_area();
-        for (k, c) in captions.iter().enumerate().take(images.len()) {
-            let (x, y) = ((k % cols) as i32 * cw as i32 + 4, (k / cols) as i32 * (ch + cap) as i32 + 3);
-            root.draw(&Text::new(c.clone(), (x, y), ("sans-serif", 15).into_font().color(&BLACK))).map_err(plot_err)?;
+        let put = |text: &str, x: i32, y: i32, width: i32| -> Result<()> {
+            let (t, size) = fit_caption(text, width - 8);
+            root.draw(&Text::new(t, (x + 4, y + 3), ("sans-serif", size as f64).into_font().color(&BLACK)))
+                .map_err(plot_err)
+        };
+        match &title {
+            Some(t) => put(t, 0, 0, w as i32)?,
+            None => {
+                for (k, c) in captions.iter().enumerate().take(images.len()) {
+                    let (x, y) = ((k % cols) as i32 * cw as i32, (k / cols) as i32 * (ch + cap) as i32);
+                    put(c, x, y, cw as i32)?;
+                }
+            }
         }
         root.present().map_err(plot_err)?;
     }
@@ -550,6 +662,11 @@ pub fn plot_schedule(hyp: &crate::hyp::Hyp, epochs: usize, batches_per_epoch: us
         }
         let m = if ni <= nw { warmup_momentum(ni, nw, hyp.warmup_momentum, hyp.momentum) } else { hyp.momentum };
         s[3].1.push((x, m * hyp.lr0));
+    }
+    // groups 1 and 2 follow the same schedule (only the bias group warms up differently): one line, named so
+    if s[1].1 == s[2].1 {
+        s.remove(2);
+        s[1].0 = "lr weights and BN weights (groups 1 and 2, the same)".into();
     }
     lines(&format!("learning rate schedule ({} warmup iterations)", nw), "epoch", "value", &s)
 }

@@ -43,6 +43,8 @@ pub struct EvolveResults {
     repeats: std::collections::BTreeMap<usize, usize>,
     /// Measured objectives per row (generations.csv; empty without it).
     measured: std::collections::BTreeMap<usize, crate::evolve::Measured>,
+    /// The generation of each row (generations.csv's labels, or [`EvolveResults::with_population`]).
+    generations: std::collections::BTreeMap<usize, String>,
 }
 
 fn polars_err(e: PolarsError) -> Error {
@@ -157,6 +159,7 @@ impl EvolveResults {
         if let Some(dir) = path.parent() {
             r.repeats = crate::evolve::csv::repeats(dir)?;
             r.measured = crate::evolve::csv::measured(dir)?;
+            r.generations = crate::evolve::csv::rows_with(dir, "generation")?.into_iter().collect();
         }
         Ok(r)
     }
@@ -171,6 +174,7 @@ impl EvolveResults {
             scorer: fitness.clone(),
             repeats: Default::default(),
             measured: Default::default(),
+            generations: Default::default(),
         }
     }
 
@@ -271,13 +275,25 @@ impl EvolveResults {
         Some(self.table.rows.iter().map(|r| r[c]).collect())
     }
 
-    /// The whole table: `generation` (row index), `fitness`, the 7 results and the hyperparameters, all
-    /// Float64 except `generation`, with clean (trimmed) names.
+    /// Label the rows of a population-GA file without generations.csv (YOLOv5's own files): row `r` is of
+    /// generation `r / size` (YOLOv5 calls the row index a "generation"; its population GA trains `size`
+    /// individuals per generation, 50 in YOLOv5).
+    pub fn with_population(mut self, size: usize) -> Self {
+        self.generations = (0..self.len()).map(|r| (r, (r / size.max(1)).to_string())).collect();
+        self
+    }
+
+    /// The whole table: `row` (the row index, which YOLOv5 calls the generation), `generation` when it is
+    /// known (generations.csv beside the file: `3`, or `2.17` for individual 17 of population generation 2;
+    /// or [`EvolveResults::with_population`]), `fitness`, the 7 results and the genes, all Float64 except `row`
+    /// and `generation`, with clean (trimmed) names.
     pub fn df(&self) -> Result<DataFrame> {
-        let mut cols = vec![
-            Column::new("generation".into(), (0..self.len() as i64).collect::<Vec<i64>>()),
-            Column::new("fitness".into(), self.fitness.clone()),
-        ];
+        let mut cols = vec![Column::new("row".into(), (0..self.len() as i64).collect::<Vec<i64>>())];
+        if !self.generations.is_empty() {
+            let labels: Vec<Option<String>> = (0..self.len()).map(|r| self.generations.get(&r).cloned()).collect();
+            cols.push(Column::new("generation".into(), labels));
+        }
+        cols.push(Column::new("fitness".into(), self.fitness.clone()));
         for (j, name) in self.table.columns.iter().enumerate() {
             cols.push(Column::new(name.as_str().into(), self.table.rows.iter().map(|r| r[j]).collect::<Vec<f64>>()));
         }

@@ -142,15 +142,29 @@ pub fn kmean_anchors(
     k
 }
 
+/// The model's anchors in pixels, level by level.
+pub fn model_anchors(model: &Yolo) -> Vec<[f64; 2]> {
+    let d = model.head();
+    let grid: Vec<f32> = Vec::try_from(d.anchors.to_device(tch::Device::Cpu).reshape(-1)).unwrap_or_default();
+    let na = d.na as usize;
+    grid.chunks(2).enumerate().map(|(i, a)| [a[0] as f64 * d.stride[i / na], a[1] as f64 * d.stride[i / na]]).collect()
+}
+
+/// How well the model's anchors fit the labels at `imgsz` for an `anchor_t` (what AutoAnchor prints): the best
+/// possible recall (share of labels within a factor `anchor_t` of some anchor in width and height) and the
+/// anchors per label within it. Labels are scaled as AutoAnchor scales them, with the training seed's stream.
+pub fn anchor_fit(model: &Yolo, samples: &[Sample], anchor_t: f64, imgsz: i64, seed: u64) -> (f64, f64) {
+    let mut rng = crate::data::rng_for(seed, crate::data::Stream::AutoAnchor, &[]);
+    bpr(&model_anchors(model), &label_wh(samples, imgsz as f64, &mut rng), anchor_t)
+}
+
 /// Check the model's anchors against the labels and replace them when k-means finds better ones. Returns a
 /// one-line report.
 pub fn check_anchors(model: &Yolo, samples: &[Sample], anchor_t: f64, imgsz: i64, rng: &mut impl Rng) -> String {
     let d = model.head();
     let stride = d.stride.clone();
-    let grid: Vec<f32> = Vec::try_from(d.anchors.to_device(tch::Device::Cpu).reshape(-1)).unwrap_or_default();
     let na = d.na as usize;
-    let current: Vec<[f64; 2]> =
-        grid.chunks(2).enumerate().map(|(i, a)| [a[0] as f64 * stride[i / na], a[1] as f64 * stride[i / na]]).collect();
+    let current = model_anchors(model);
     let wh = label_wh(samples, imgsz as f64, rng);
     if wh.is_empty() {
         return "AutoAnchor: no labels, anchors kept".into();

@@ -1,6 +1,9 @@
 //! The evolver: GA rules, evolve.csv and hyp_evolve.yaml formats (oracle: shared spec §3 and the YOLOv5-written
 //! sample in shared/data/yolov5-evolve-sample), concurrency, crash recovery, and a tiny end-to-end run.
 
+mod common;
+use common::generations;
+
 use std::path::{Path, PathBuf};
 use yolo_lab::evolve::csv;
 use yolo_lab::prelude::*;
@@ -218,14 +221,6 @@ fn a_torn_row_is_dropped_with_a_notice() {
     assert_eq!(again.rows, 2);
     let gens = std::fs::read_to_string(run.dir.join("generations.csv")).unwrap();
     assert!(gens.lines().last().unwrap().contains("torn last row"), "{gens}");
-}
-
-/// generations.csv as (row → cells by column name).
-fn generations(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
-    let text = std::fs::read_to_string(dir.join("generations.csv")).unwrap();
-    let mut lines = text.lines();
-    let head = csv::split_line(lines.next().unwrap());
-    lines.map(|l| head.iter().cloned().zip(csv::split_line(l)).collect()).collect()
 }
 
 /// Issue 14.1: successive halving stops generations at their rungs (recorded in generations.csv and

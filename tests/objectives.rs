@@ -1,7 +1,10 @@
 //! Issue 15: evolution for more than one goal (objective columns, Pareto front, NSGA-II selection) and
 //! structural genes (the model rebuilt per generation, resumable after a kill -9).
 
-use std::collections::{BTreeSet, HashMap};
+mod common;
+use common::generations;
+
+use std::collections::BTreeSet;
 use std::path::Path;
 use yolo_lab::evolve::csv;
 use yolo_lab::prelude::*;
@@ -9,13 +12,6 @@ use yolo_lab::prelude::*;
 fn base(dir: &Path) -> Evolver {
     let t = Trainer::new().data("shapes-tiny").imgsz(64).batch(8).epochs(1).workers(1).device("cpu");
     Evolver::new(t).project(dir).seed(3)
-}
-
-fn generations(dir: &Path) -> Vec<HashMap<String, String>> {
-    let text = std::fs::read_to_string(dir.join("generations.csv")).unwrap();
-    let mut lines = text.lines();
-    let head = csv::split_line(lines.next().unwrap());
-    lines.map(|l| head.iter().cloned().zip(csv::split_line(l)).collect()).collect()
 }
 
 #[test]

@@ -107,6 +107,21 @@ fn step_points(best: &[f64]) -> Vec<(f64, f64)> {
     pts
 }
 
+/// The legend of every chart: framed, on a light background, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.85))
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(plot_err)
+}
+
 /// A vertical viridis colour bar filling `area`: `low` at the bottom, `high` at the top, `what` along it.
 fn colour_bar(area: &DrawingArea<Canvas<'_>, plotters::coord::Shift>, what: &str, low: &str, high: &str) -> Result<()> {
     let (w, h) = area.dim_in_pixel();
@@ -268,14 +283,8 @@ impl EvolveResults {
                 .map_err(plot_err)?
                 .label("best so far")
                 .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
-            chart
-                .configure_series_labels()
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.8))
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(plot_err)?;
-            Ok(())
+            let pts = [(String::new(), f.iter().enumerate().map(|(i, v)| (i as f64, *v)).collect())];
+            draw_legend(&mut chart, emptiest_corner(&pts, (0.0, (f.len().max(2) - 1) as f64), yr))
         })
     }
 
@@ -402,15 +411,7 @@ impl EvolveResults {
                         .legend(|(a, b)| PathElement::new(vec![(a - 8, b), (a + 8, b)], RED.stroke_width(3)));
                 }
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.85))
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(plot_err)?;
-            Ok(())
+            draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
         })
     }
 }
@@ -541,15 +542,7 @@ pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f6
                 .label(name.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], c.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(emptiest_corner(series, xr, yr))
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(plot_err)?;
-        Ok(())
+        draw_legend(&mut chart, emptiest_corner(series, xr, yr))
     })
 }
 

@@ -1,7 +1,7 @@
 //! The Pareto front of two objectives: every candidate as a point, the dominated ones faded, the front
 //! joined as a staircase (the trade-off it offers), the knee marked.
 
-use super::{Figure, emptiest_corner, plot_err, range, render};
+use super::{Figure, draw_legend, emptiest_corner, plot_err, range, render};
 use crate::error::{Error, Result};
 use crate::evolve::Objective;
 use crate::fsutil::fmt_g;
@@ -96,15 +96,8 @@ impl EvolveResults {
                     .label(format!("knee: row {}", k.row))
                     .legend(|(a, b)| Circle::new((a, b), 6, RED.stroke_width(2)));
             }
-            chart
-                .configure_series_labels()
-                .position(emptiest_corner(&[(String::new(), pts.iter().map(|p| (p.0, p.1)).collect())], xr, yr))
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.85))
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(plot_err)?;
-            Ok(())
+            let all = [(String::new(), pts.iter().map(|p| (p.0, p.1)).collect())];
+            draw_legend(&mut chart, emptiest_corner(&all, xr, yr))
         })
     }
 }

@@ -29,3 +29,11 @@ pub fn write_yaml(root: &Path, body: &str) -> PathBuf {
     std::fs::write(&p, format!("path: {}\n{body}", root.display())).unwrap();
     p
 }
+
+/// generations.csv of an evolution folder, one map of column → cell per line.
+pub fn generations(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(dir.join("generations.csv")).unwrap();
+    let mut lines = text.lines();
+    let head = yolo_lab::evolve::csv::split_line(lines.next().unwrap());
+    lines.map(|l| head.iter().cloned().zip(yolo_lab::evolve::csv::split_line(l)).collect()).collect()
+}

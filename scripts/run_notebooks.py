@@ -25,6 +25,28 @@ EXPECT = {
 }
 
 
+# issue 16: a reader scrolls past no more than this much printed output per cell
+MAX_STREAM_LINES = 40
+# and every notebook ends with at least this many exercises ("## Try this", numbered items)
+MIN_EXERCISES = 2
+
+
+def lint(nb):
+    """Cells that print too much, and whether the exercises are there."""
+    problems = []
+    for i, c in enumerate(nb["cells"]):
+        if c["cell_type"] != "code":
+            continue
+        n = sum("".join(o.get("text", "")).count("\n") for o in c.get("outputs", []) if o.get("output_type") == "stream")
+        if n > MAX_STREAM_LINES:
+            problems.append(f"cell {i} ({c.get('id', '?')}) prints {n} lines (at most {MAX_STREAM_LINES})")
+    tries = [c for c in nb["cells"] if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("## Try this")]
+    items = sum(sum(1 for l in "".join(c["source"]).splitlines() if l[:3].strip().rstrip(".").isdigit()) for c in tries)
+    if items < MIN_EXERCISES:
+        problems.append(f"{items} exercises under '## Try this' (at least {MIN_EXERCISES})")
+    return problems
+
+
 def kinds(nb):
     """What rich outputs a notebook has, and its errors."""
     found, errors = set(), []
@@ -83,6 +105,7 @@ def main():
             failures.append(f"{name}: cell errors:\n" + "\n".join(errors))
         if missing:
             failures.append(f"{name}: missing rich outputs {sorted(missing)} (found {sorted(found)})")
+        failures.extend(f"{name}: {p}" for p in lint(nb))
         print(f"notebooks: {name} done in {took:.0f} s, outputs {sorted(found)}", flush=True)
     if failures:
         print("\n".join(["notebooks: FAILED"] + failures), file=sys.stderr)

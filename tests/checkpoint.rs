@@ -189,3 +189,21 @@ fn an_unstripped_checkpoint_gives_its_ema() {
     let m = Yolo::from_checkpoint(&ck, Device::Cpu).unwrap();
     assert_eq!((m.nc(), m.stride()), (2, &[8.0][..]));
 }
+
+/// Issue 16.1: the committed reference model (float16 copy of a seeded 100-epoch yolov5n training on `shapes`
+/// at 320 px, models/reference/README.md) keeps the accuracy its README states.
+#[test]
+fn the_reference_model_reaches_its_documented_accuracy() {
+    let weights =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/reference/yolov5n-shapes-320.safetensors");
+    let report = yolo_lab::val::Validator::new(&weights)
+        .data("shapes")
+        .imgsz(320)
+        .batch(16)
+        .plots(false)
+        .reporter(yolo_lab::report::Reporter::silent())
+        .run()
+        .unwrap();
+    let [_, _, map50, map] = report.metrics();
+    assert!(map50 >= 0.85 && map >= 0.55, "mAP@0.5 {map50:.3}, mAP@0.5:0.95 {map:.3}");
+}

@@ -64,6 +64,13 @@ pub enum Command {
     Val(ValArgs),
     /// Detect objects on images (detect.py): annotated images and labels in runs/detect/exp.
     Detect(DetectArgs),
+    /// Write a half-precision copy of a yolo-lab weights file (metadata kept; e.g. best.safetensors to commit).
+    Half {
+        /// The weights file (weights/best.safetensors of a run).
+        weights: PathBuf,
+        /// The copy to write.
+        out: PathBuf,
+    },
     /// Convert a YOLOv5 .pt checkpoint into safetensors (state_dict names, float32) plus its model yaml.
     Convert {
         /// The checkpoint (YOLOv5's weights/best.pt, last.pt, or a release such as yolov5s.pt).

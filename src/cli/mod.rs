@@ -150,6 +150,18 @@ pub fn run() -> anyhow::Result<ExitCode> {
             d.run()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Half { weights, out } => {
+            yolo_lab::train::checkpoint::write_half(&weights, &out)?;
+            let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
+            println!(
+                "{} ({:.1} MB) -> {} ({:.1} MB, float16)",
+                weights.display(),
+                size(&weights),
+                out.display(),
+                size(&out)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Convert { ckpt, out } => {
             let yaml = yolo_lab::model::convert_checkpoint(&ckpt, &out)?;
             println!("{} -> {} and {}", ckpt.display(), out.display(), yaml.display());

@@ -57,6 +57,15 @@ fn bytes_of(t: &Tensor) -> (Dtype, Vec<u8>) {
             Dtype::I64,
             Vec::<i64>::try_from(t.reshape(-1)).unwrap_or_default().iter().flat_map(|v| v.to_le_bytes()).collect(),
         ),
+        // half precision (a compact copy of best weights): the 16-bit patterns as they are
+        Kind::Half => (
+            Dtype::F16,
+            Vec::<i16>::try_from(t.view_dtype(Kind::Int16).reshape(-1))
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
         Kind::Double => (
             Dtype::F64,
             Vec::<f64>::try_from(t.reshape(-1)).unwrap_or_default().iter().flat_map(|v| v.to_le_bytes()).collect(),
@@ -102,6 +111,21 @@ pub fn write(path: &Path, tensors: &[(String, Tensor)], meta: &CheckpointMeta) -
         let _ = std::fs::remove_file(&tmp);
     }
     res
+}
+
+/// A half-precision copy of a weights file: every floating-point tensor as float16, integers and the
+/// metadata as they are (a compact file to commit or share; loading converts back to the model's precision).
+pub fn write_half(from: &Path, to: &Path) -> Result<()> {
+    let meta = read_meta(from)?;
+    let mut tensors: Vec<(String, Tensor)> = read_tensors(from)?
+        .into_iter()
+        .map(|(n, t)| {
+            let t = if t.is_floating_point() { t.to_kind(Kind::Half) } else { t };
+            (n, t)
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    write(to, &tensors, &meta)
 }
 
 /// Read a checkpoint's metadata.

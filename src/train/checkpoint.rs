@@ -51,34 +51,19 @@ pub struct CheckpointMeta {
 }
 
 fn bytes_of(t: &Tensor) -> (Dtype, Vec<u8>) {
-    let t = t.detach().to_device(Device::Cpu).contiguous();
-    match t.kind() {
-        Kind::Int64 => (
-            Dtype::I64,
-            Vec::<i64>::try_from(t.reshape(-1)).unwrap_or_default().iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ),
-        // half precision (a compact copy of best weights): the 16-bit patterns as they are
-        Kind::Half => (
-            Dtype::F16,
-            Vec::<i16>::try_from(t.view_dtype(Kind::Int16).reshape(-1))
-                .unwrap_or_default()
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-        ),
-        Kind::Double => (
-            Dtype::F64,
-            Vec::<f64>::try_from(t.reshape(-1)).unwrap_or_default().iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ),
-        _ => (
-            Dtype::F32,
-            Vec::<f32>::try_from(t.to_kind(Kind::Float).reshape(-1))
-                .unwrap_or_default()
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-        ),
-    }
+    let t = t.detach().to_device(Device::Cpu);
+    // int64, float16 (a compact copy of best weights) and float64 as they are, everything else as float32
+    let (dtype, t) = match t.kind() {
+        Kind::Int64 => (Dtype::I64, t),
+        Kind::Half => (Dtype::F16, t),
+        Kind::Double => (Dtype::F64, t),
+        _ => (Dtype::F32, t.to_kind(Kind::Float)),
+    };
+    let t = t.contiguous();
+    // the element bytes in memory order: little-endian on every platform libtorch ships for, as safetensors wants
+    let mut bytes = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
+    t.copy_data_u8(&mut bytes, t.numel());
+    (dtype, bytes)
 }
 
 /// Write tensors and metadata to `path` atomically (temporary file beside it, then rename).

@@ -80,6 +80,7 @@ macro_rules! setters {
 }
 pub(crate) use setters;
 
+pub mod compare;
 pub mod data;
 pub mod detect;
 pub mod display;
@@ -110,6 +111,7 @@ pub use tch;
 
 /// What a notebook needs: `use yolo_lab::prelude::*;`.
 pub mod prelude {
+    pub use crate::compare::{Comparison, SeedComparison};
     pub use crate::data::{Batch, Cache, Dataset, Loader, LoaderConfig, Samples, ShapesConfig, ShapesStyle, Split};
     pub use crate::display::Table;
     pub use crate::error::{Error, Result};

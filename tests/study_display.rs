@@ -79,3 +79,38 @@ fn displays_emit_evcxr_blocks() {
     assert!(fig.png.len() < 60_000, "{} bytes", fig.png.len());
     assert!(fig.to_html().starts_with("<img src=\"data:image/png;base64,iVBOR"));
 }
+
+/// Issue 16.2: candidates trained with the same seeds, paired; finished trainings reused, a folder trained
+/// with other hyperparameters refused rather than overwritten.
+#[test]
+fn seed_comparison_pairs_seeds_reuses_trainings_and_refuses_a_foreign_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = Trainer::new().data("shapes-tiny").imgsz(64).batch(8).epochs(1).workers(1).device("cpu");
+    let mut other = Hyp::load("scratch-low").unwrap();
+    other.set("lr0", 0.03).unwrap();
+    let cmp = SeedComparison::new(base.clone())
+        .candidate("base", "scratch-low")
+        .candidate("lr0.03", &other)
+        .seeds([0, 1])
+        .dir(dir.path().join("cmp"));
+    let r = cmp.run().unwrap();
+    assert_eq!(r.trials.len(), 4);
+    assert!(r.trials.iter().all(|t| !t.loaded && t.fitness.is_finite()));
+    assert!(dir.path().join("cmp/lr0.03/seed1/results.csv").is_file());
+    let d = r.difference("lr0.03").unwrap();
+    let f = |l| r.fitness_of(l);
+    assert!((d.mean - ((f("lr0.03")[0] - f("base")[0]) + (f("lr0.03")[1] - f("base")[1])) / 2.0).abs() < 1e-12);
+    assert!(d.low <= d.mean && d.mean <= d.high);
+    assert_eq!(r.df().unwrap().height(), 4);
+    assert!(r.plot().unwrap().png.len() > 1000);
+    assert!(r.to_string().contains("lr0.03 − base"), "{r}");
+    let again = cmp.run().unwrap();
+    assert!(again.trials.iter().all(|t| t.loaded), "finished trainings are loaded");
+    assert_eq!(again.fitness_of("lr0.03"), r.fitness_of("lr0.03"));
+    // the same folder claimed by other hyperparameters under the same label
+    let clash = SeedComparison::new(base).candidate("base", &other).seeds([0, 1]).dir(dir.path().join("cmp"));
+    let e = clash.run().unwrap_err().to_string();
+    assert!(e.contains("other hyperparameters") && e.contains("seed0"), "{e}");
+    let one = SeedComparison::new(Trainer::new()).candidate("base", "scratch-low").seeds([0]);
+    assert!(one.run().unwrap_err().to_string().contains("at least two"));
+}

@@ -350,6 +350,10 @@ pub struct EvolveArgs {
     /// imgsz=LO:HI, freeze=LO:HI, optimizer, cos_lr.
     #[arg(long)]
     pub genes: Option<String>,
+    /// Genes to keep at their base value, comma-separated (e.g. `anchors` when fine-tuning a model whose Detect
+    /// layer must keep its anchor count).
+    #[arg(long, value_delimiter = ',')]
+    pub fix: Vec<String>,
 }
 
 /// Flags of `yolo-lab demo`.

@@ -202,31 +202,47 @@ fn data_summary(a: &DataArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The main job on the built-in data set. Until training lands it generates, scans, summarises and
-/// previews the `shapes` set.
+/// The main job on the built-in data: the committed reference model's accuracy and detections on `shapes`, a
+/// short fine-tune of it on `shapes-alt`, and a short evolution of that fine-tune.
 fn demo(a: &DemoArgs) -> anyhow::Result<()> {
     println!("{}\n", EnvReport::collect());
     let args =
         DataArgs { data: "shapes".into(), hyp: "scratch-low".into(), img: 320, batch: 16, seed: 0, out: a.out.clone() };
     data_summary(&args)?;
-    println!("\n{}\n", yolo_lab::model::Yolo::new("yolov5n", Some(3), tch::Device::Cpu)?.summary(320));
-    let run = Trainer::new()
+    // 1. the reference model (models/reference/README.md): val.py's table and detections with class and score
+    let reference = yolo_lab::pretrained::reference_model()?;
+    println!("\nreference model: {}", reference.display());
+    let report = yolo_lab::val::Validator::new(&reference)
         .data("shapes")
-        .cfg("yolov5n")
-        .hyp("scratch-low")
         .imgsz(320)
-        .batch(16)
-        .epochs(a.epochs)
+        .plots(false)
         .project(a.out.clone())
-        .name("train")
+        .name("reference-val")
         .exist_ok(true)
-        .fit()?;
+        .run()?;
+    println!("{report}");
+    let ds = Dataset::named("shapes")?;
+    let model = yolo_lab::pretrained::Pretrained::load(&reference, None, None, tch::Device::Cpu)?;
+    let images: Vec<_> = ds.scan(Split::Val)?.items.iter().take(8).map(|s| s.image.clone()).collect();
+    let found =
+        yolo_lab::detect::detect_files(&model.model, &images, &model.names, 320, &yolo_lab::detect::display_nms(0.25))?;
+    let p = a.out.join("reference_detections.png");
+    yolo_lab::plots::plot_detections(&found)?.save(&p)?;
+    println!("detections on 8 validation images (confidence above 0.25) -> {}\n", p.display());
+    // 2. transfer: a short fine-tune on the other shapes set (smaller objects, other palette) at 160 px
+    let finetune =
+        Trainer::new().data("shapes-alt").cfg("yolov5n").weights(&reference).hyp("scratch-low").imgsz(160).batch(16);
+    let run = finetune.clone().epochs(a.epochs).project(a.out.clone()).name("finetune").exist_ok(true).fit()?;
     println!("\n{}", yolo_lab::train::results::to_csv(&run.rows));
     yolo_lab::plots::plot_results(run.results_csv())?.save(run.dir.join("results.png"))?;
     println!("run folder: {} (results.png drawn)\n", run.dir.display());
-    // a short evolution of the same scenario at a tiny size: a few generations of one epoch each
-    let base = Trainer::new().data("shapes").cfg("yolov5n").hyp("scratch-low").imgsz(128).batch(16).epochs(1);
-    let mut evolver = Evolver::new(base).generations(a.generations).project(a.out.clone()).name("evolve").seed(0);
+    // 3. a short evolution of the same fine-tune: a few generations of two epochs each
+    let mut evolver = Evolver::new(finetune.epochs(2))
+        .generations(a.generations)
+        .space(|s| s.fix("anchors"))
+        .project(a.out.clone())
+        .name("evolve")
+        .seed(0);
     if a.out.join("evolve/evolve.csv").is_file() {
         evolver = evolver.resume(); // a second `make demo` continues the same evolution instead of starting evolve2
     }
@@ -369,6 +385,10 @@ pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
         let space = structural_genes(e.space.clone(), g)?;
         e = e.space(|_| space);
     }
+    if !a.fix.is_empty() {
+        let keys: Vec<String> = a.fix.iter().map(|k| k.trim().to_string()).collect();
+        e = e.space(|s| keys.iter().fold(s, |s, k| s.fix(k)));
+    }
     let objectives = a.objectives.split(',').map(Objective::parse).collect::<yolo_lab::Result<Vec<_>>>()?;
     e = e.objectives(objectives);
     if let Some(n) = a.population {
@@ -384,6 +404,7 @@ pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
             "generations" => "evolve",
             "workers" => "evolve_workers",
             "prune" | "max_failures" | "rung_val_images" | "reevaluate" | "objectives" => setting,
+            "space" if a.train.given.iter().any(|g| g == "fix") => "fix",
             "space" => "genes",
             other => other,
         }

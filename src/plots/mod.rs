@@ -9,6 +9,7 @@ use plotters::style::colors::colormaps::ViridisRGB;
 use std::path::Path;
 
 mod canvas;
+mod compare;
 mod evolve;
 mod pareto;
 mod val;

@@ -92,8 +92,8 @@ pub struct FreezeStage {
     pub lr_scale: f64,
 }
 
-/// A staged training plan (seed 003's strategy): train normally, then train with layers frozen on a random
-/// half of the data, then a frozen stage on all data with the learning rate divided by 10.
+/// A staged training plan (seed 003's strategy): train normally on a random half of the data, then train with
+/// layers frozen on another random half, then a frozen stage on all data with the learning rate divided by 10.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FreezeSchedule {
     /// Stages in order; total epochs are their sum.
@@ -101,13 +101,13 @@ pub struct FreezeSchedule {
 }
 
 impl FreezeSchedule {
-    /// Seed 003's three stages: `normal` epochs unfrozen on all data, `half` epochs with `freeze` on half
-    /// the data, `fine` epochs with `freeze` on all data at lr/10.
+    /// Seed 003's three stages: `normal` epochs unfrozen on a random half of the data, `half` epochs with
+    /// `freeze` on another random half, `fine` epochs with `freeze` on all data at lr/10.
     pub fn seed003(normal: usize, half: usize, fine: usize, freeze: impl Into<Freeze>) -> Self {
         let freeze = freeze.into();
         FreezeSchedule {
             stages: vec![
-                FreezeStage { epochs: normal, freeze: Freeze::None, data_fraction: 1.0, lr_scale: 1.0 },
+                FreezeStage { epochs: normal, freeze: Freeze::None, data_fraction: 0.5, lr_scale: 1.0 },
                 FreezeStage { epochs: half, freeze: freeze.clone(), data_fraction: 0.5, lr_scale: 1.0 },
                 FreezeStage { epochs: fine, freeze, data_fraction: 1.0, lr_scale: 0.1 },
             ],
@@ -151,5 +151,25 @@ impl FreezeSchedule {
             e -= s.epochs;
         }
         self.stages.last().expect("a schedule has stages")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed003_trains_on_random_halves_then_on_everything_at_a_tenth_of_the_rate() {
+        let s = FreezeSchedule::seed003(2, 3, 1, Freeze::Backbone);
+        let plan: Vec<_> =
+            s.stages.iter().map(|st| (st.epochs, st.freeze.clone(), st.data_fraction, st.lr_scale)).collect();
+        assert_eq!(
+            plan,
+            [(2, Freeze::None, 0.5, 1.0), (3, Freeze::Backbone, 0.5, 1.0), (1, Freeze::Backbone, 1.0, 0.1)]
+        );
+        assert_eq!(s.epochs(), 6);
+        assert_eq!(s.stage(1).freeze, Freeze::None);
+        assert_eq!(s.stage(2).freeze, Freeze::Backbone);
+        assert_eq!(s.stage(99).lr_scale, 0.1, "beyond the end: the last stage");
     }
 }

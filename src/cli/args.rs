@@ -375,6 +375,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn evolve_fix_keeps_the_named_genes_at_their_base_value() {
+        let cli = Cli::try_parse_from(["yolo-lab", "evolve", "--fix", "anchors,mosaic", "--evolve", "3"]).unwrap();
+        let Command::Evolve(a) = cli.command else { panic!() };
+        assert_eq!(a.fix, ["anchors", "mosaic"]);
+        let e = crate::cli::evolver(&a).unwrap();
+        for k in ["anchors", "mosaic"] {
+            assert_eq!(e.space.gene(k).unwrap().gain, 0.0, "{k} is fixed");
+        }
+        assert!(e.space.gene("lr0").unwrap().gain > 0.0, "the others still evolve");
+    }
+
+    #[test]
     fn data_flags_parse() {
         let cli = Cli::try_parse_from(["yolo-lab", "data", "--data", "coco128", "--img", "640", "--batch-size", "4"])
             .unwrap();

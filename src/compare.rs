@@ -143,8 +143,8 @@ impl SeedComparison {
         self
     }
 
-    /// Train (or load) every candidate with every seed. A finished training with the same hyperparameters is
-    /// loaded from its folder; one with other hyperparameters is an error rather than overwritten.
+    /// Train (or load) every candidate with every seed. A finished training with the same hyperparameters and
+    /// epochs is loaded from its folder; one with other hyperparameters is an error rather than overwritten.
     pub fn run(&self) -> Result<Comparison> {
         let bad = |message: String| Error::Config { name: "comparison", message };
         if self.candidates.is_empty() {
@@ -207,8 +207,6 @@ impl SeedComparison {
     fn finished(&self, dir: &std::path::Path, hyp: &Hyp) -> Result<Option<[f64; 7]>> {
         let csv = dir.join("results.csv");
         let Ok(rows) = results::read(&csv) else { return Ok(None) };
-        let epochs = self.base.freeze_schedule.as_ref().map(|s| s.epochs()).unwrap_or(self.base.epochs);
-        let Some(last) = rows.last().filter(|_| rows.len() >= epochs) else { return Ok(None) };
         let hyp_yaml = dir.join("hyp.yaml");
         // the run folder's hyp.yaml is written by the same function, so equal values give equal text
         if std::fs::read_to_string(&hyp_yaml).at(&hyp_yaml)? != hyp.to_yaml_string() {
@@ -222,6 +220,9 @@ impl SeedComparison {
                 ),
             });
         }
+        let epochs = self.base.freeze_schedule.as_ref().map(|s| s.epochs()).unwrap_or(self.base.epochs);
+        // an unfinished training, or one of another length (another scenario): retrain; exist_ok replaces it
+        let Some(last) = rows.last().filter(|_| rows.len() == epochs) else { return Ok(None) };
         let m = last.metrics;
         Ok(Some([m[0], m[1], m[2], m[3], last.val_loss[0], last.val_loss[1], last.val_loss[2]]))
     }

@@ -107,6 +107,10 @@ fn seed_comparison_pairs_seeds_reuses_trainings_and_refuses_a_foreign_folder() {
     let again = cmp.run().unwrap();
     assert!(again.trials.iter().all(|t| t.loaded), "finished trainings are loaded");
     assert_eq!(again.fitness_of("lr0.03"), r.fitness_of("lr0.03"));
+    // a longer schedule is another scenario: the one-epoch trainings are not reused for it
+    let longer = SeedComparison::new(base.clone().epochs(2)).candidate("base", "scratch-low").seeds([0, 1]);
+    let l = longer.dir(dir.path().join("cmp")).run().unwrap();
+    assert!(l.trials.iter().all(|t| !t.loaded), "trained again with 2 epochs");
     // the same folder claimed by other hyperparameters under the same label
     let clash = SeedComparison::new(base).candidate("base", &other).seeds([0, 1]).dir(dir.path().join("cmp"));
     let e = clash.run().unwrap_err().to_string();

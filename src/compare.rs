@@ -237,14 +237,6 @@ fn t95(df: usize) -> f64 {
     if df == 0 { f64::INFINITY } else { T.get(df - 1).copied().unwrap_or(1.96) }
 }
 
-/// Mean and sample standard deviation.
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (mean, var.sqrt())
-}
-
 impl Comparison {
     /// The fitness of a candidate's trainings, in seed order.
     pub fn fitness_of(&self, label: &str) -> Vec<f64> {
@@ -254,10 +246,7 @@ impl Comparison {
     /// A candidate's mean fitness and run-to-run noise.
     pub fn noise(&self, label: &str) -> Option<Noise> {
         let f = self.fitness_of(label);
-        (f.len() > 1).then(|| {
-            let (mean, sd) = mean_sd(&f);
-            Noise { n: f.len(), mean, sd, se: sd / (f.len() as f64).sqrt() }
-        })
+        (f.len() > 1).then(|| Noise::of(&f))
     }
 
     /// A candidate against the first candidate, paired by seed.
@@ -268,8 +257,7 @@ impl Comparison {
             return None;
         }
         let d: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
-        let (mean, sd) = mean_sd(&d);
-        let se = sd / (d.len() as f64).sqrt();
+        let Noise { mean, se, .. } = Noise::of(&d);
         let half = t95(d.len() - 1) * se;
         Some(Difference {
             label: label.to_string(),
@@ -297,7 +285,7 @@ impl Comparison {
             .iter()
             .map(|l| {
                 let f = self.fitness_of(l);
-                let (mean, sd) = mean_sd(&f);
+                let Noise { mean, sd, .. } = Noise::of(&f);
                 let mine: Vec<&SeedTrial> = self.trials.iter().filter(|t| &t.label == l).collect();
                 let avg = |k: usize| mine.iter().map(|t| t.metrics[k]).sum::<f64>() / mine.len().max(1) as f64;
                 let lo = f.iter().copied().fold(f64::INFINITY, f64::min);
@@ -331,17 +319,13 @@ impl Comparison {
         .map_err(|e| Error::Table(e.to_string()))
     }
 
-    /// Write the trainings as CSV (`candidate,seed,fitness,map50,map50_95`), replaced atomically.
+    /// Write the trainings as CSV (`candidate,seed,fitness,map50,map50_95`), replaced atomically (folders made).
     pub fn save_csv(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let mut s = String::from("candidate,seed,fitness,map50,map50_95\n");
         for t in &self.trials {
             s.push_str(&format!("{},{},{},{},{}\n", t.label, t.seed, t.fitness, t.metrics[2], t.metrics[3]));
         }
-        let p = path.as_ref();
-        if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(d).at(d)?;
-        }
-        crate::fsutil::write_atomic(p, s.as_bytes())
+        crate::fsutil::write_atomic(path.as_ref(), s.as_bytes())
     }
 
     /// evcxr: the table, the differences and the figure.

@@ -194,8 +194,7 @@ fn an_unstripped_checkpoint_gives_its_ema() {
 /// at 320 px, models/reference/README.md) keeps the accuracy its README states.
 #[test]
 fn the_reference_model_reaches_its_documented_accuracy() {
-    let weights =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/reference/yolov5n-shapes-320.safetensors");
+    let weights = yolo_lab::pretrained::reference_model().unwrap();
     let report = yolo_lab::val::Validator::new(&weights)
         .data("shapes")
         .imgsz(320)

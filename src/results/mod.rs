@@ -25,6 +25,16 @@ pub struct Noise {
     pub se: f64,
 }
 
+impl Noise {
+    /// Mean, sample standard deviation (n − 1) and standard error of some fitnesses; sd and se are NaN for one.
+    pub fn of(fitness: &[f64]) -> Self {
+        let n = fitness.len() as f64;
+        let mean = fitness.iter().sum::<f64>() / n;
+        let sd = (fitness.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        Noise { n: fitness.len(), mean, sd, se: sd / n.sqrt() }
+    }
+}
+
 impl std::fmt::Display for Noise {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "fitness {:.5} ± {:.5} (sd of one training {:.5}, {} trainings)", self.mean, self.se, self.sd, self.n)
@@ -207,10 +217,8 @@ impl EvolveResults {
                     .filter(|&x| x < self.len())
                     .map(|x| self.fitness[x])
                     .collect();
-                let n = f.len() as f64;
-                let mean = f.iter().sum::<f64>() / n;
-                let sd = (f.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-                (r, f.len(), mean, sd / n.sqrt())
+                let n = Noise::of(&f);
+                (r, n.n, n.mean, n.se)
             })
             .collect()
     }

@@ -20,7 +20,7 @@ demo: setup
 test: test-rust notebooks
 
 test-rust: setup
-	$(CARGO) test --all-targets
+	scripts/with_pg.sh $(CARGO) test --all-targets
 	$(CARGO) test --doc
 
 # every notebook executed headless with the evcxr kernel, small settings (YOLO_LAB_QUICK=1), outputs checked

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what yolo-lab needs besides Rust: a C++ compiler (torch-sys builds a C++ wrapper), Python 3 with
-# pip and venv (libtorch comes from PyPI wheels; Jupyter for the notebooks), then libtorch itself.
+# pip and venv (libtorch comes from PyPI wheels; Jupyter for the notebooks), OpenSSL's headers with pkg-config
+# (the PostgreSQL store's TLS), then libtorch itself.
 # Idempotent; uses apt-get when run as root (or with sudo), otherwise says what to install.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,6 +11,8 @@ command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found: install Rust (https://rustup.rs) first" >&2; exit 1; }
 
 if [ ${#missing[@]} -gt 0 ]; then

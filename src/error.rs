@@ -187,6 +187,14 @@ pub enum Error {
         /// Its panic message, when it left one.
         message: String,
     },
+    /// A database store (PostgreSQL) could not be reached or refused an operation.
+    #[error("evolution store {url}: {message}")]
+    Storage {
+        /// The connection string, its password masked.
+        url: String,
+        /// What failed.
+        message: String,
+    },
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

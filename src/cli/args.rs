@@ -48,6 +48,22 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Evolve hyperparameters (train.py --evolve): the train flags plus --evolve N, --resume, --workers.
     Evolve(Box<EvolveArgs>),
+    /// Load an evolution (a folder holding evolve.csv, or an evolve.csv alone: yolo-lab's or YOLOv5's) into a new
+    /// experiment of a PostgreSQL store (--storage, --name), for `evolve --storage` workers to continue; the
+    /// training scenario is the folder's opt.yaml, else the train flags given here.
+    EvolveImport(Box<EvolveImportArgs>),
+    /// Write an experiment of a PostgreSQL store as an evolution folder: evolve.csv, generations.csv,
+    /// hyp_evolve.yaml (the file store's formats) and its settings files.
+    EvolveExport {
+        /// The database (default: the YOLO_LAB_STORAGE environment variable).
+        #[arg(long)]
+        storage: Option<String>,
+        /// The experiment.
+        #[arg(long)]
+        name: String,
+        /// The folder to write.
+        out: PathBuf,
+    },
     /// Draw evolve.png (YOLOv5's fitness-vs-hyperparameter grid) from an evolve.csv.
     PlotEvolve {
         /// The evolve.csv (yolo-lab's or YOLOv5's).
@@ -354,6 +370,25 @@ pub struct EvolveArgs {
     /// layer must keep its anchor count).
     #[arg(long, value_delimiter = ',')]
     pub fix: Vec<String>,
+    /// Keep the evolution in a PostgreSQL database (`postgres://user:password@host:port/db`; default: the
+    /// YOLO_LAB_STORAGE environment variable, else the folder's evolve.csv). Workers on any machine given the
+    /// same URL and --name join one experiment.
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// Seconds without a heartbeat after which a database trial's worker counts as dead and its row is
+    /// trained again by another worker.
+    #[arg(long, default_value_t = 300.0)]
+    pub grace: f64,
+}
+
+/// Flags of `yolo-lab evolve-import`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvolveImportArgs {
+    /// The evolution folder or evolve.csv to load.
+    pub from: PathBuf,
+    /// The database, the experiment's name and (without an opt.yaml) its scenario.
+    #[command(flatten)]
+    pub evolve: EvolveArgs,
 }
 
 /// Flags of `yolo-lab demo`.

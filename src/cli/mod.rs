@@ -27,6 +27,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         match &mut cli.command {
             Command::Train(a) => a.given = given,
             Command::Evolve(a) => a.train.given = given,
+            Command::EvolveImport(a) => a.evolve.train.given = given,
             _ => {}
         }
     }
@@ -81,6 +82,27 @@ pub fn run() -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::EvolveImport(a) => {
+            let e = evolver(&a.evolve)?;
+            anyhow::ensure!(e.storage.is_some(), "evolve-import: give --storage URL or set YOLO_LAB_STORAGE");
+            let rows = e.import(&a.from)?;
+            println!(
+                "evolve-import: {rows} rows of {} loaded into experiment `{}`; continue it with `yolo-lab evolve \
+                 --storage URL --name {}`",
+                a.from.display(),
+                e.name,
+                e.name
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::EvolveExport { storage, name, out } => {
+            let url = storage_url(storage.as_deref())
+                .ok_or_else(|| anyhow::anyhow!("evolve-export: give --storage URL or set YOLO_LAB_STORAGE"))?;
+            yolo_lab::evolve::store::join::export(&url, &name, &out)?;
+            let rows = yolo_lab::evolve::csv::read(&out.join("evolve.csv"))?.rows.len();
+            println!("evolve-export: {rows} rows of experiment `{name}` written to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::PlotEvolve { path } => {
@@ -350,6 +372,11 @@ fn structural_genes(mut space: yolo_lab::evolve::Space, text: &str) -> anyhow::R
     Ok(space)
 }
 
+/// The database of `--storage`, else of `YOLO_LAB_STORAGE` (unset or empty: none).
+fn storage_url(flag: Option<&str>) -> Option<String> {
+    flag.map(str::to_string).or_else(|| std::env::var("YOLO_LAB_STORAGE").ok()).filter(|u| !u.trim().is_empty())
+}
+
 /// `yolo-lab evolve` flags to an [`Evolver`]. `--device 0,1` gives one worker per device unless
 /// `--evolve-workers` says otherwise; `--resume` continues `--project`/`--name`.
 pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
@@ -396,6 +423,9 @@ pub fn evolver(a: &EvolveArgs) -> anyhow::Result<Evolver> {
     }
     if resume {
         e = e.resume();
+    }
+    if let Some(url) = storage_url(a.storage.as_deref()) {
+        e = e.storage(url).heartbeat_grace(a.grace);
     }
     let flag_of = |setting: &str| {
         match setting {

@@ -227,6 +227,28 @@ fn cell(c: &str) -> String {
     if c.contains(',') || c.contains('"') { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.to_string() }
 }
 
+/// A generations.csv line (with its newline) of these cells.
+pub fn generations_line(fields: &[String]) -> String {
+    let mut line = fields.iter().map(|c| cell(c)).collect::<Vec<_>>().join(",");
+    line.push('\n');
+    line
+}
+
+/// evolve.csv's whole text for rows of (results, genes in `hyp_keys`' order), as appends would write it.
+pub fn evolve_text(hyp_keys: &[&str], rows: &[Vec<f64>]) -> String {
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    out.push_str(&header(hyp_keys));
+    out.push('\n');
+    for r in rows {
+        out.push_str(&row_line(r));
+        out.push('\n');
+    }
+    out
+}
+
 /// The cells of a CSV line (quoted cells may hold commas and doubled quotes).
 pub fn split_line(line: &str) -> Vec<String> {
     let (mut cells, mut cur, mut quoted) = (Vec::new(), String::new(), false);
@@ -282,8 +304,7 @@ pub fn append_generation(dir: &Path, _lock: &FolderLock, fields: &[String]) -> R
         line.push_str(GENERATION_COLUMNS);
         line.push('\n');
     }
-    line.push_str(&fields.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
-    line.push('\n');
+    line.push_str(&generations_line(fields));
     f.write_all(line.as_bytes()).at(&p)?;
     f.sync_all().at(&p)
 }

@@ -19,6 +19,7 @@ pub mod objective;
 pub mod pareto;
 mod population;
 pub mod prune;
+pub mod store;
 pub mod structure;
 mod worker;
 
@@ -125,6 +126,13 @@ pub struct Evolver {
     /// memory or latency, whose Pareto order then chooses the parents (NSGA-II). Every generation's
     /// measurements are recorded in generations.csv either way; a resume keeps the evolution's own.
     pub objectives: Vec<Objective>,
+    /// Keep the evolution in a PostgreSQL database instead of the folder's evolve.csv: workers on any machine
+    /// given the same URL and `name` join one experiment ([`store::pg`]); the folder `project/name` mirrors it.
+    /// Default none (the file store).
+    pub storage: Option<store::StorageUrl>,
+    /// Seconds without a heartbeat after which a database trial's worker counts as dead and its row is taken
+    /// over. Default 300.
+    pub heartbeat_grace: f64,
     /// Failures to inject at rung validations (tests of the recovery path): how many, and the message.
     #[doc(hidden)]
     pub inject_failures: Option<(usize, String)>,
@@ -157,6 +165,8 @@ crate::setters! { Evolver, given;
     rung_val_images: usize => |v| Some(v);
     /// Re-evaluations of the base and of each new best candidate.
     reevaluate: usize => |v| v;
+    /// Heartbeat grace period of database trials, in seconds.
+    heartbeat_grace: f64 => |v| v;
 }
 
 impl Evolver {
@@ -181,6 +191,8 @@ impl Evolver {
             rung_val_images: None,
             reevaluate: 0,
             objectives: vec![Objective::Fitness],
+            storage: None,
+            heartbeat_grace: store::pg::DEFAULT_GRACE_S,
             inject_failures: None,
             given: Default::default(),
         }
@@ -225,6 +237,24 @@ impl Evolver {
     pub fn inject_failures(mut self, n: usize, message: &str) -> Self {
         self.inject_failures = Some((n, message.into()));
         self
+    }
+
+    /// Keep the evolution in a PostgreSQL database (`postgres://user:password@host:port/db`); `name` names the
+    /// experiment, which every worker given the same URL and name joins.
+    pub fn storage(mut self, url: impl Into<String>) -> Self {
+        self.storage = Some(store::StorageUrl::new(url));
+        self
+    }
+
+    /// Load an evolution (a folder holding evolve.csv, or an evolve.csv alone: yolo-lab's or YOLOv5's) into a
+    /// new experiment `name` of the database of [`Evolver::storage`], for workers to continue. The scenario is
+    /// the folder's opt.yaml and hyp.yaml when it has them, else this evolver's. Returns the rows loaded.
+    pub fn import(&self, from: impl AsRef<Path>) -> Result<usize> {
+        let url = self.storage.as_ref().ok_or_else(|| Error::Config {
+            name: "storage",
+            message: "import needs a database: Evolver::storage(\"postgres://...\")".into(),
+        })?;
+        store::join::import(self, url.expose(), from.as_ref())
     }
 
     /// Continue the evolution in `project/name`.
@@ -319,14 +349,20 @@ impl Evolver {
     /// Run the evolution (validates everything first). A resume continues with the evolution's own base
     /// trainer and seed (its `opt.yaml` and `hyp.yaml`).
     pub fn run(&self) -> Result<EvolveRun> {
+        if let Some(url) = &self.storage {
+            return store::join::run(self, url.expose());
+        }
         let dir = self.dir();
+        let store = store::FileStore::new(&dir);
         match self.resolve_resume(&dir)? {
-            Some(e) => e.run_in(dir),
-            None => self.run_in(dir),
+            Some(e) => e.run_in(dir, &store),
+            None => self.run_in(dir, &store),
         }
     }
 
-    fn run_in(&self, dir: PathBuf) -> Result<EvolveRun> {
+    /// Validate the settings. Returns the base genome's hyperparameters (with YOLOv5's `anchors` gene), the
+    /// base hyperparameters as given, and the search space.
+    fn check(&self, dir: &Path) -> Result<(Hyp, Hyp, Space)> {
         if self.generations == 0 {
             return Err(Error::Config { name: "generations", message: "must be at least 1".into() });
         }
@@ -367,34 +403,66 @@ impl Evolver {
         } else if hyp.anchors.is_none() {
             hyp.set("anchors", 3.0)?; // YOLOv5 appends anchors: 3 (PR #3887)
         }
-        if self.resume && !dir.join("evolve.csv").is_file() {
+        if self.resume && self.storage.is_none() && !dir.join("evolve.csv").is_file() {
             return Err(Error::Config {
                 name: "resume",
                 message: format!("{} has no evolve.csv to resume", dir.display()),
             });
         }
-        let data = self.base.prepare_data()?;
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        self.save_settings(&dir, &base_hyp)?;
+        Ok((hyp, base_hyp, space))
+    }
+
+    /// Write the evolution's settings into `dir` (a resume keeps those it has) and attach the store. Returns
+    /// the evolver with the folder's pruner and objectives, the base genome and the space to evolve.
+    fn setup(
+        &self,
+        dir: &Path,
+        store: &dyn store::Store,
+        checked: (Hyp, Hyp, Space),
+    ) -> Result<(Evolver, structure::Genome, Space)> {
+        let (hyp, base_hyp, space) = checked;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        self.save_settings(dir, &base_hyp)?;
         // a resume keeps the pruner the evolution started with unless another is asked for
         let mut evo = self.clone();
-        match prune::stored(&dir)? {
+        match prune::stored(dir)? {
             Some(p) if !self.given.contains("prune") => evo.prune = p,
             _ => {}
         }
-        prune::store(&dir, evo.prune)?;
-        match objective::stored(&dir)? {
+        prune::store(dir, evo.prune)?;
+        match objective::stored(dir)? {
             Some(o) if !self.given.contains("objectives") => evo.objectives = o,
-            _ => objective::store(&dir, &evo.objectives)?,
+            _ => objective::store(dir, &evo.objectives)?,
         }
+        let space = structure::restore(dir, space)?;
+        let structure = structure::base_values(&self.base, &space)?;
+        let base = structure::Genome { hyp, structure };
+        store.attach(&store::Experiment {
+            name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            population: self.population_size(),
+            generations: self.generations,
+            fitness: match &self.fitness {
+                Fitness::Weights(w) => w.to_vec(),
+                Fitness::Function(_) => vec![],
+            },
+            objectives: evo.objectives.iter().map(|o| o.column().to_string()).collect(),
+            hyp_keys: base.pairs().into_iter().map(|(k, _)| k).collect(),
+            dir: dir.to_path_buf(),
+        })?;
+        Ok((evo, base, space))
+    }
+
+    fn run_in(&self, dir: PathBuf, store: &dyn store::Store) -> Result<EvolveRun> {
+        let checked = self.check(&dir)?;
+        let data = self.base.prepare_data()?;
+        let (evo, base, space) = self.setup(&dir, store, checked)?;
         let injections =
             Arc::new(std::sync::atomic::AtomicUsize::new(self.inject_failures.as_ref().map_or(0, |i| i.0)));
-        let space = structure::restore(&dir, space)?;
-        let structure = structure::base_values(&self.base, &space)?;
         let ctx = worker::Ctx {
             evo: &evo,
             dir: dir.clone(),
-            base: structure::Genome { hyp, structure },
+            store,
+            base,
             space,
             data,
             best: Arc::new(Mutex::new(None)),
@@ -406,7 +474,7 @@ impl Evolver {
             Ga::Classic => ctx.classic()?,
             Ga::Population(s) => ctx.population(s)?,
         }
-        let table = csv::read(&dir.join("evolve.csv"))?;
+        let table = store.snapshot()?.table;
         let fit = self.fitness_closure();
         csv::write_hyp_evolve(&dir, &table, &fit)?;
         let fits: Vec<f64> = (0..table.rows.len()).map(|i| fit(&table.results(i))).collect();

@@ -5,8 +5,9 @@
 use super::generation::Trained;
 use super::meta::Space;
 use super::objective::{self, Measured};
+use super::store::{Snapshot, Store, Trial};
 use super::structure::Genome;
-use super::{Evolver, Ga, claims, classic_next, csv, top_rows};
+use super::{Evolver, Ga, classic_next, csv, top_rows};
 use crate::data::{Stream, rng_for};
 use crate::error::{Error, Result, panic_message};
 use crate::train::PreparedData;
@@ -18,6 +19,8 @@ use std::time::Instant;
 pub(super) struct Ctx<'a> {
     pub(super) evo: &'a Evolver,
     pub(super) dir: PathBuf,
+    /// Where the rows live.
+    pub(super) store: &'a dyn Store,
     /// The base genome: the starting hyperparameters and the base trainer's structural genes.
     pub(super) base: Genome,
     pub(super) space: Space,
@@ -53,49 +56,36 @@ impl Ctx<'_> {
         }
     }
 
-    /// Append a generation's row and side-file line, rewrite hyp_evolve.yaml, print the summary line.
-    pub(super) fn record(&self, g: Generation<'_>) -> Result<usize> {
+    /// Record a generation (its evolve.csv row and generations.csv line, hyp_evolve.yaml rewritten), print the
+    /// summary line. Returns the row, `None` when the store refused it (its claim was taken over).
+    pub(super) fn record(&self, g: Generation<'_>) -> Result<(Option<usize>, Snapshot)> {
         let Generation { label: gen_label, claim, worker, device, genome, out, wall_s, changes, repeat_of } = g;
         let fit = self.evo.fitness_closure();
-        let lock = csv::lock(&self.dir)?;
-        let pairs = genome.pairs();
-        let torn = csv::repair_torn_line(&self.dir.join("evolve.csv"), &lock)?;
-        // the side-file line goes first: a worker killed between the two appends leaves a line for a row that
-        // does not exist, which the next record drops, rather than a row without its line
-        let row = csv::read(&self.dir.join("evolve.csv"))?.rows.len();
-        csv::drop_generations_from(&self.dir, &lock, row)?;
-        let mut note = out.note.clone();
-        if torn {
-            let t = "replaces a torn last row of evolve.csv (written when a worker was killed), which was dropped";
-            self.evo.base.report().warn(&format!("evolve: {}: {t}", self.dir.join("evolve.csv").display()));
-            note = if note.is_empty() { t.to_string() } else { format!("{note}; {t}") };
-        }
         let f = fit(&out.results);
-        let fields: Vec<String> = [
-            row.to_string(),
-            gen_label.to_string(),
-            self.evo.seed.to_string(),
-            worker.to_string(),
-            if device.is_empty() { "auto".into() } else { device.to_string() },
-            format!("{f:.6}"),
-            format!("{wall_s:.2}"),
-            format!("{:.2}", out.train_s),
-            out.epochs.to_string(),
-            out.pruned_at.map(|e| e.to_string()).unwrap_or_default(),
-            repeat_of.map(|r| r.to_string()).unwrap_or_default(),
-        ]
-        .into_iter()
-        .chain(out.measured.cells())
-        .chain([note])
-        .collect::<Vec<_>>();
-        csv::append_generation(&self.dir, &lock, &fields)?;
-        let rows = csv::append(&self.dir.join("evolve.csv"), &lock, &out.results, &pairs)?;
-        if let Some(c) = claim {
-            claims::release(&self.dir, &lock, c)?;
+        let trial = Trial {
+            claim,
+            label: gen_label.to_string(),
+            seed: self.evo.seed,
+            worker: self.store.worker_name(worker),
+            device: device.to_string(),
+            fitness: f,
+            wall_s,
+            train_s: out.train_s,
+            epochs: out.epochs,
+            pruned_at: out.pruned_at,
+            repeat_of,
+            measured: out.measured,
+            note: out.note.clone(),
+            results: out.results,
+            genes: genome.pairs(),
+            failed: out.failed,
+        };
+        let recorded = self.store.record(&trial, &fit)?;
+        for w in &recorded.warnings {
+            self.evo.base.report().warn(w);
         }
-        let table = csv::read(&self.dir.join("evolve.csv"))?;
-        csv::write_hyp_evolve(&self.dir, &table, &fit)?;
-        drop(lock);
+        let table = &recorded.snapshot.table;
+        let rows = table.rows.len();
         if out.failed {
             let n = self.failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             if let Some(max) = self.evo.max_failures
@@ -114,7 +104,7 @@ impl Ctx<'_> {
         let best = {
             let mut b = self.best.lock().unwrap_or_else(|p| p.into_inner());
             let fits: Vec<f64> = (0..table.rows.len()).map(|i| fit(&table.results(i))).collect();
-            let i = top_rows(&fits, 1)[0];
+            let Some(&i) = top_rows(&fits, 1).first() else { return Ok((recorded.row, recorded.snapshot)) };
             *b = Some((i, fits[i]));
             (i, fits[i])
         };
@@ -138,7 +128,7 @@ impl Ctx<'_> {
             },
             note
         ));
-        Ok(rows)
+        Ok((recorded.row, recorded.snapshot))
     }
 
     pub(super) fn target_rows(&self) -> usize {
@@ -170,50 +160,41 @@ impl Ctx<'_> {
 
     /// Selection scores of parent rows (`rows`: their evolve.csv rows): the fitness, or with several
     /// objectives the Pareto order of the rows' measurements.
-    pub(super) fn scores(&self, parents: &csv::EvolveCsv, rows: &[usize]) -> Result<Vec<f64>> {
+    pub(super) fn scores(&self, parents: &csv::EvolveCsv, rows: &[usize], all: &Snapshot) -> Vec<f64> {
         let fit = self.evo.fitness_closure();
         let fitness: Vec<f64> = (0..parents.rows.len()).map(|i| fit(&parents.results(i))).collect();
         if !objective::is_multi(&self.evo.objectives) {
-            return Ok(fitness);
+            return fitness;
         }
-        let all = csv::measured(&self.dir)?;
-        let measured: Vec<Measured> = rows.iter().map(|r| all.get(r).copied().unwrap_or_default()).collect();
-        Ok(objective::selection_scores(&fitness, &measured, &self.evo.objectives))
+        let measured: Vec<Measured> = rows.iter().map(|r| all.measured.get(r).copied().unwrap_or_default()).collect();
+        objective::selection_scores(&fitness, &measured, &self.evo.objectives)
     }
 
     pub(super) fn classic(&self) -> Result<()> {
         self.pool(|w, device, data| -> Result<()> {
             loop {
                 let start = Instant::now();
-                let (generation, genome, changes) = {
-                    let lock = csv::lock(&self.dir)?;
-                    let table = csv::read(&self.dir.join("evolve.csv"))?;
-                    // a generation number no other worker (thread or process) holds or held
-                    let Some(generation) = claims::claim(&self.dir, &lock, table.rows.len(), self.evo.generations)?
-                    else {
-                        return Ok(());
-                    };
-                    // while the first generation trains, later claims mutate the base hyperparameters
-                    let (parents, scores) = if table.rows.is_empty() && generation > 0 {
-                        (base_table(&self.base), vec![0.0])
-                    } else {
-                        let (p, rows) = parents_of(table, &csv::pruned_rows(&self.dir)?, &csv::repeats(&self.dir)?);
-                        let scores = self.scores(&p, &rows)?;
-                        (p, scores)
-                    };
-                    let mut rng = rng_for(self.evo.seed, Stream::Mutation, &[generation as u64]);
-                    let (genome, changes) = classic_next(
-                        &self.base,
-                        &parents,
-                        &scores,
-                        &self.space,
-                        self.evo.parent,
-                        self.evo.evolve_zeros,
-                        &mut rng,
-                    );
-                    drop(lock);
-                    (generation, genome, changes)
+                let Some((generation, snapshot)) = self.store.claim(w, self.evo.generations)? else {
+                    return Ok(());
                 };
+                // while the first generation trains, later claims mutate the base hyperparameters
+                let (parents, scores) = if snapshot.table.rows.is_empty() && generation > 0 {
+                    (base_table(&self.base), vec![0.0])
+                } else {
+                    let (p, rows) = parents_of(snapshot.table.clone(), &snapshot.pruned, &snapshot.repeats);
+                    let scores = self.scores(&p, &rows, &snapshot);
+                    (p, scores)
+                };
+                let mut rng = rng_for(self.evo.seed, Stream::Mutation, &[generation as u64]);
+                let (genome, changes) = classic_next(
+                    &self.base,
+                    &parents,
+                    &scores,
+                    &self.space,
+                    self.evo.parent,
+                    self.evo.evolve_zeros,
+                    &mut rng,
+                );
                 let label = generation.to_string();
                 let out = self.train(&label, &genome, device, data, 0);
                 let wall_s = start.elapsed().as_secs_f64();
@@ -228,13 +209,12 @@ impl Ctx<'_> {
                     changes: &changes,
                     repeat_of: None,
                 });
-                if res.is_err()
-                    && let Ok(lock) = csv::lock(&self.dir)
-                {
-                    let _ = claims::release(&self.dir, &lock, generation);
+                if res.is_err() {
+                    let _ = self.store.release(generation);
                 }
-                let rows = res?;
-                self.reevaluate(rows - 1, generation, &genome, w, device, data)?;
+                if let (Some(row), snapshot) = res? {
+                    self.reevaluate(row, generation, &snapshot, &genome, w, device, data)?;
+                }
             }
         })
     }
@@ -242,10 +222,12 @@ impl Ctx<'_> {
     /// Re-train a candidate with other seeds ([`Evolver::reevaluate`]) when it is the base hyperparameters
     /// (generation 0: the run-to-run noise) or the best candidate so far by mean fitness; each repeat takes a
     /// generation number of its own and is a row of evolve.csv linked by generations.csv's `repeat_of`.
+    #[allow(clippy::too_many_arguments)]
     fn reevaluate(
         &self,
         row: usize,
         generation: usize,
+        snapshot: &Snapshot,
         genome: &Genome,
         w: usize,
         device: &str,
@@ -256,10 +238,8 @@ impl Ctx<'_> {
         }
         let fit = self.evo.fitness_closure();
         if generation > 0 {
-            let _lock = csv::lock(&self.dir)?;
-            let table = csv::read(&self.dir.join("evolve.csv"))?;
-            let repeats = csv::repeats(&self.dir)?;
-            let (parents, _) = parents_of(table, &Default::default(), &repeats);
+            let repeats = &snapshot.repeats;
+            let (parents, _) = parents_of(snapshot.table.clone(), &Default::default(), repeats);
             // parents_of keeps candidates in row order without repeat rows: find this row's place among them
             let place = (0..row).filter(|r| !repeats.contains_key(r)).count();
             let mine = fit(&parents.results(place));
@@ -274,12 +254,7 @@ impl Ctx<'_> {
         }
         for j in 1..=self.evo.reevaluate {
             let start = Instant::now();
-            let claimed = {
-                let lock = csv::lock(&self.dir)?;
-                let rows = csv::read(&self.dir.join("evolve.csv"))?.rows.len();
-                claims::claim(&self.dir, &lock, rows, self.evo.generations)?
-            };
-            let Some(g) = claimed else { return Ok(()) };
+            let Some((g, _)) = self.store.claim(w, self.evo.generations)? else { return Ok(()) };
             let label = format!("{g}");
             let out = self.train(&label, genome, device, data, j as u64);
             let wall_s = start.elapsed().as_secs_f64();

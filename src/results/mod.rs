@@ -150,6 +150,14 @@ impl EvolveResults {
         Self::load_with(path, &Fitness::Weights(crate::metrics::FITNESS_WEIGHTS))
     }
 
+    /// An experiment of a PostgreSQL store (the same table as its `evolve-export`'s evolve.csv), with the
+    /// experiment's fitness weights. The files are written to `<temp dir>/yolo-lab-export/<name>/` first.
+    pub fn from_storage(url: &str, name: &str) -> Result<Self> {
+        let dir = std::env::temp_dir().join("yolo-lab-export").join(name);
+        let weights = crate::evolve::store::join::export(url, name, &dir)?;
+        Self::load_with(dir.join("evolve.csv"), &Fitness::Weights(weights))
+    }
+
     /// Load with another fitness.
     pub fn load_with(path: impl AsRef<Path>, fitness: &Fitness) -> Result<Self> {
         let path = path.as_ref();

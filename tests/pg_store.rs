@@ -259,6 +259,23 @@ fn bad_urls_passwords_and_databases_are_named_without_the_password() {
     );
     let e = fails(&url.replace("/yolo_lab_test", "/no_such_db"));
     assert!(e.contains("\"no_such_db\" does not exist") && !e.contains("yolo-test"), "{e}");
+    // a fresh database gets every schema version; one with a newer version than this build knows is refused
+    let db = unique("schema").replace('-', "_");
+    client(&url).batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+    let fresh = url.replace("/yolo_lab_test", &format!("/{db}"));
+    drop(PgStore::connect(&fresh, tmp.path(), 300.0, quiet()).unwrap());
+    let mut c = client(&fresh);
+    let versions: Vec<i32> = c
+        .query("SELECT version FROM yolo_lab_schema ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    c.execute("INSERT INTO yolo_lab_schema (version) VALUES (99)", &[]).unwrap();
+    drop(c);
+    let e = fails(&fresh);
+    assert!(e.contains("schema is version 99, newer than this yolo-lab knows (2)"), "{e}");
     let e = fails("postgres://yolo:secret@127.0.0.1:notaport/db");
     assert!(e.contains("not a connection string") && !e.contains("secret"), "{e}");
     let e = fails("postgres://yolo:secret@127.0.0.1:1/db");
@@ -346,4 +363,85 @@ fn export_import_round_trips_byte_for_byte_and_a_yolov5_evolution_continues() {
         .map(|r| vec![r.get(0)])
         .unwrap();
     assert!(parents[0] >= 150, "the new trials chose among the imported rows: {parents:?}");
+}
+
+#[test]
+fn the_population_ga_shares_its_generations_between_workers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let name = unique("population");
+    let start = |k: usize| {
+        Command::new(env!("CARGO_BIN_EXE_yolo-lab"))
+            .args(["evolve", "--storage", &url, "--name", &name, "--population", "3", "--evolve", "2", "--project"])
+            .arg(tmp.path().join(format!("m{k}")))
+            .args(["--data", "shapes-tiny", "--img", "64", "--batch-size", "8", "--epochs", "1", "--workers", "1"])
+            .args(["--device", "cpu"])
+            .env("OMP_NUM_THREADS", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children = [start(0), start(1)];
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let mut c = client(&url);
+    let all = rows(&mut c, &name);
+    assert_exactly(&all, 6);
+    let labels: Vec<String> = c
+        .query(
+            "SELECT t.label FROM trials t JOIN experiments e ON e.id = t.experiment WHERE e.name = $1 ORDER BY t.row_no",
+            &[&name],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(labels, ["0.0", "0.1", "0.2", "1.0", "1.1", "1.2"]);
+    // generation 1 started only after generation 0 had finished, and was bred from it
+    let order: bool = c
+        .query_one(
+            "SELECT max(t.finished) FILTER (WHERE t.generation = 0) <= min(t.claimed) FILTER (WHERE t.generation = 1) \
+             FROM trials t JOIN experiments e ON e.id = t.experiment WHERE e.name = $1",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert!(order, "a generation-1 individual was claimed before generation 0 finished");
+    let pops: Vec<(i32, serde_json::Value)> = c
+        .query(
+            "SELECT p.generation, p.individuals FROM populations p JOIN experiments e ON e.id = p.experiment WHERE \
+             e.name = $1 ORDER BY p.generation",
+            &[&name],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(pops.iter().map(|p| p.0).collect::<Vec<_>>(), [0, 1]);
+    assert_ne!(pops[0].1, pops[1].1, "generation 1 is bred, not a copy");
+    let hyp_scale: Vec<f64> = c
+        .query(
+            "SELECT (t.hyp->>'scale')::float8 FROM trials t JOIN experiments e ON e.id = t.experiment WHERE e.name = $1 \
+             AND t.generation = 1 ORDER BY t.row_no",
+            &[&name],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let genes: Vec<String> = c
+        .query_one(
+            "SELECT p.genes FROM populations p JOIN experiments e ON e.id = p.experiment WHERE e.name = $1 AND \
+             p.generation = 1",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    let k = genes.iter().position(|g| g == "scale").expect("scale is a population gene");
+    let bred: Vec<f64> = (0..3).map(|i| pops[1].1[i][k].as_f64().unwrap()).collect();
+    assert_eq!(hyp_scale, bred, "each individual trained with its stored genes");
 }

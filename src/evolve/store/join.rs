@@ -101,9 +101,6 @@ fn check_supported(e: &Evolver) -> Result<()> {
     if pruner != Pruner::None {
         return Err(unsupported("pruning"));
     }
-    if e.algorithm != Ga::Classic {
-        return Err(unsupported("the population GA"));
-    }
     Ok(())
 }
 

@@ -168,6 +168,20 @@ pub struct Experiment {
 /// machine writes into its own folder before it starts.
 pub const SETTINGS_FILES: [&str; 5] = ["opt.yaml", "hyp.yaml", "pruner.txt", "objectives.txt", "genes.txt"];
 
+/// What a population-GA claim found ([`Store::claim_individual`]).
+#[derive(Debug, Clone)]
+pub enum Individual {
+    /// Individual `k` of the generation, trial row `row`, is this worker's to train.
+    Train {
+        /// The individual.
+        k: usize,
+        /// Its row number (`generation · size + k`).
+        row: usize,
+    },
+    /// Every individual is recorded: their results and measurements, by individual.
+    Complete(Vec<([f64; 7], Measured)>),
+}
+
 /// A fitness of the 7 results, borrowed.
 pub type FitnessOf<'a> = &'a dyn Fn(&[f64; 7]) -> f64;
 
@@ -187,6 +201,27 @@ pub trait Store: Send + Sync {
     fn record(&self, trial: &Trial, fitness: FitnessOf<'_>) -> Result<Recorded>;
     /// Give a claim back untrained (its worker failed).
     fn release(&self, generation: usize) -> Result<()>;
+    /// Whether the population GA's generations live in the store, shared with workers of other processes
+    /// ([`Store::claim_individual`]), rather than in one process's worker pool and `evolve_population.yaml`.
+    fn shares_population(&self) -> bool {
+        false
+    }
+    /// The latest generation whose population is stored, and its individuals' gene values.
+    fn current_population(&self) -> Result<Option<(usize, Vec<Vec<f64>>)>> {
+        Ok(None)
+    }
+    /// Store generation `generation`'s population (values of `genes` per individual) unless one is stored.
+    fn put_population(&self, _generation: usize, _genes: &[String], _pop: &[Vec<f64>]) -> Result<()> {
+        Ok(())
+    }
+    /// Claim an individual of `generation` (of `size`) for worker `thread`, waiting while the unclaimed ones
+    /// are gone but some still train; the finished generation once every individual is recorded.
+    fn claim_individual(&self, _thread: usize, _generation: usize, _size: usize) -> Result<Individual> {
+        Err(crate::error::Error::Config {
+            name: "storage",
+            message: "this store keeps the population GA in one process's worker pool".into(),
+        })
+    }
     /// generations.csv's `worker` for a worker thread of this process.
     fn worker_name(&self, thread: usize) -> String {
         thread.to_string()

@@ -19,7 +19,7 @@
 //! evolve.csv, generations.csv and hyp_evolve.yaml are rewritten from the database after each claim and record.
 
 use super::mirror::{self, gene, snapshot_of};
-use super::{Experiment, FitnessOf, Recorded, SETTINGS_FILES, Snapshot, Store, Trial};
+use super::{Experiment, FitnessOf, Individual, Recorded, SETTINGS_FILES, Snapshot, Store, Trial};
 use crate::error::{Error, Result};
 use crate::evolve::objective::Measured;
 use crate::report::Reporter;
@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Schema versions, applied in order (each file records its own version in `yolo_lab_schema`).
-const MIGRATIONS: [(i32, &str); 1] = [(1, include_str!("0001_init.sql"))];
+const MIGRATIONS: [(i32, &str); 2] = [(1, include_str!("0001_init.sql")), (2, include_str!("0002_population.sql"))];
 /// First key of yolo-lab's advisory locks (the second: 0 for migrations, else the experiment's id).
 const LOCK_CLASS: i32 = 0x796c;
 /// How long a dropped connection is retried before the operation fails.
@@ -135,7 +135,12 @@ impl PgStore {
             });
         }
         let mut client = connect(&config).map_err(|e| err(describe(&e)))?;
-        migrate(&mut client).map_err(|e| err(format!("schema migration: {}", describe(&e))))?;
+        if let Some(v) = migrate(&mut client).map_err(|e| err(format!("schema migration: {}", describe(&e))))? {
+            return Err(err(format!(
+                "the database's schema is version {v}, newer than this yolo-lab knows ({}): upgrade yolo-lab",
+                MIGRATIONS.len()
+            )));
+        }
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "unknown".into());
@@ -327,7 +332,9 @@ fn describe(e: &postgres::Error) -> String {
     }
 }
 
-fn migrate(client: &mut Client) -> std::result::Result<(), postgres::Error> {
+/// Apply the schema versions the database lacks, in one transaction. `Ok(Some(v))` when the database holds a
+/// version `v` newer than this yolo-lab knows (nothing is applied then).
+fn migrate(client: &mut Client) -> std::result::Result<Option<i32>, postgres::Error> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])?;
     tx.batch_execute(
@@ -335,12 +342,17 @@ fn migrate(client: &mut Client) -> std::result::Result<(), postgres::Error> {
          DEFAULT now())",
     )?;
     let have: BTreeSet<i32> = tx.query("SELECT version FROM yolo_lab_schema", &[])?.iter().map(|r| r.get(0)).collect();
+    let known = MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0);
+    if let Some(&newer) = have.iter().find(|&&v| v > known) {
+        return Ok(Some(newer));
+    }
     for (v, sql) in MIGRATIONS {
         if !have.contains(&v) {
             tx.batch_execute(sql)?;
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(None)
 }
 
 /// The settings files held in an experiment's `base`.
@@ -392,6 +404,27 @@ fn finished(
             }
         })
         .collect())
+}
+
+/// The rows a claim chooses among: `lo..hi` (classic GA: every row below the target; population GA: one
+/// generation's individuals, `generation` of `size` each).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    lo: i32,
+    hi: i32,
+    population: Option<(i32, i32)>,
+}
+
+impl Span {
+    fn label(&self, row: i32) -> String {
+        match self.population {
+            Some((g, size)) => format!("{g}.{}", row - g * size),
+            None => row.to_string(),
+        }
+    }
+    fn generation(&self, row: i32) -> i32 {
+        self.population.map_or(row, |(g, _)| g)
+    }
 }
 
 /// What a claim transaction decided.
@@ -498,10 +531,10 @@ impl Inner {
         })
     }
 
-    fn claim_once(&self, thread: usize, target: usize, keys: &[String]) -> Result<Claimed> {
+    fn claim_once(&self, thread: usize, span: Span, keys: &[String]) -> Result<Claimed> {
         let id = self.id()?;
         let grace = self.grace.as_secs_f64();
-        let target = target as i32;
+        let (lo, hi) = (span.lo, span.hi);
         let pattern = format!("{}/%", self.me);
         let worker = format!("{}/{thread}", self.me);
         self.with_client("claim a row", |c| {
@@ -516,19 +549,19 @@ impl Inner {
             )?;
             let counts = tx.query_one(
                 "SELECT count(*) FILTER (WHERE state <> 'running'), count(*) FILTER (WHERE state = 'running') FROM trials \
-                 WHERE experiment = $1",
-                &[&id],
+                 WHERE experiment = $1 AND row_no >= $2 AND row_no < $3",
+                &[&id, &lo, &hi],
             )?;
             let (done, running): (i64, i64) = (counts.get(0), counts.get(1));
-            if done >= target as i64 {
+            if done >= (hi - lo) as i64 {
                 tx.commit()?;
                 return Ok(Claimed::Done);
             }
             let stale = tx.query_opt(
                 "SELECT row_no, worker, extract(epoch FROM now() - heartbeat)::float8 FROM trials WHERE experiment = $1 \
-                 AND state = 'running' AND heartbeat < now() - make_interval(secs => $2) ORDER BY row_no LIMIT 1 \
-                 FOR UPDATE SKIP LOCKED",
-                &[&id, &grace],
+                 AND state = 'running' AND heartbeat < now() - make_interval(secs => $2) AND row_no >= $3 AND row_no < $4 \
+                 ORDER BY row_no LIMIT 1 FOR UPDATE SKIP LOCKED",
+                &[&id, &grace, &lo, &hi],
             )?;
             let (row, note) = if let Some(s) = stale {
                 let (row, from, age): (i32, String, f64) = (s.get(0), s.get(1), s.get(2));
@@ -542,17 +575,17 @@ impl Inner {
                 (row, Some(note))
             } else if let Some(row) = tx
                 .query_one(
-                    "SELECT min(n)::int FROM generate_series(0, $2 - 1) n WHERE NOT EXISTS (SELECT 1 FROM trials \
+                    "SELECT min(n)::int FROM generate_series($2, $3 - 1) n WHERE NOT EXISTS (SELECT 1 FROM trials \
                      WHERE experiment = $1 AND row_no = n)",
-                    &[&id, &target],
+                    &[&id, &lo, &hi],
                 )?
                 .get::<_, Option<i32>>(0)
             {
                 tx.execute(
                     "INSERT INTO trials (experiment, row_no, generation, label, state, hyp, hyp_values, worker, host, seed, \
-                     parents) VALUES ($1, $2, $2, $5, 'running', '{}', '{}', $3, $4, 0, ARRAY(SELECT seq FROM trials \
+                     parents) VALUES ($1, $2, $6, $5, 'running', '{}', '{}', $3, $4, 0, ARRAY(SELECT seq FROM trials \
                      WHERE experiment = $1 AND state <> 'running' ORDER BY seq))",
-                    &[&id, &row, &worker, &self.host, &row.to_string()],
+                    &[&id, &row, &worker, &self.host, &span.label(row), &span.generation(row)],
                 )?;
                 (row, None)
             } else {
@@ -564,6 +597,37 @@ impl Inner {
             self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(row);
             Ok(Claimed::Row(row, trials, note))
         })
+    }
+}
+
+impl Inner {
+    /// Claim a row of `span`, waiting while every free one is taken and some still run; `None` once every row
+    /// of the span is finished. Returns the row and the finished trials.
+    fn claim_span(&self, thread: usize, span: Span, keys: &[String]) -> Result<Option<(i32, Vec<Trial>)>> {
+        let mut waited = false;
+        loop {
+            match self.claim_once(thread, span, keys)? {
+                Claimed::Row(row, trials, note) => {
+                    if let Some(n) = note {
+                        self.reporter.warn(&format!("evolve: row {row} {n}"));
+                    }
+                    self.mirror(keys, &trials, None)?;
+                    return Ok(Some((row, trials)));
+                }
+                Claimed::Done => return Ok(None),
+                Claimed::Wait(running) => {
+                    if !waited {
+                        self.reporter.info(&format!(
+                            "evolve: every row is claimed; waiting for {running} running trial(s) (taken over if a \
+                             heartbeat stops for {:.0} s)",
+                            self.grace.as_secs_f64()
+                        ));
+                        waited = true;
+                    }
+                    std::thread::sleep((self.grace / 5).clamp(Duration::from_millis(100), Duration::from_secs(5)));
+                }
+            }
+        }
     }
 }
 
@@ -618,32 +682,10 @@ impl Store for PgStore {
     }
 
     fn claim(&self, thread: usize, target: usize) -> Result<Option<(usize, Snapshot)>> {
-        let inner = &self.inner;
-        let keys = inner.keys()?;
-        let mut waited = false;
-        loop {
-            match inner.claim_once(thread, target, &keys)? {
-                Claimed::Row(row, trials, note) => {
-                    if let Some(n) = note {
-                        inner.reporter.warn(&format!("evolve: row {row} {n}"));
-                    }
-                    inner.mirror(&keys, &trials, None)?;
-                    return Ok(Some((row as usize, snapshot_of(&keys, &trials))));
-                }
-                Claimed::Done => return Ok(None),
-                Claimed::Wait(running) => {
-                    if !waited {
-                        inner.reporter.info(&format!(
-                            "evolve: every row is claimed; waiting for {running} running trial(s) (taken over if a \
-                             heartbeat stops for {:.0} s)",
-                            inner.grace.as_secs_f64()
-                        ));
-                        waited = true;
-                    }
-                    std::thread::sleep((inner.grace / 5).clamp(Duration::from_millis(100), Duration::from_secs(5)));
-                }
-            }
-        }
+        let keys = self.inner.keys()?;
+        let span = Span { lo: 0, hi: target as i32, population: None };
+        let claimed = self.inner.claim_span(thread, span, &keys)?;
+        Ok(claimed.map(|(row, trials)| (row as usize, snapshot_of(&keys, &trials))))
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
@@ -723,6 +765,72 @@ impl Store for PgStore {
             )
         })?;
         Ok(())
+    }
+
+    fn shares_population(&self) -> bool {
+        true
+    }
+
+    fn current_population(&self) -> Result<Option<(usize, Vec<Vec<f64>>)>> {
+        let id = self.inner.id()?;
+        let row = self.inner.with_client("read the population", |c| {
+            c.query_opt(
+                "SELECT generation, individuals FROM populations WHERE experiment = $1 ORDER BY generation DESC LIMIT 1",
+                &[&id],
+            )
+        })?;
+        row.map(|r| {
+            let pop: Vec<Vec<f64>> = serde_json::from_value(r.get(1))
+                .map_err(|e| self.inner.error(format!("a stored population is not arrays of numbers: {e}")))?;
+            Ok((r.get::<_, i32>(0) as usize, pop))
+        })
+        .transpose()
+    }
+
+    fn put_population(&self, generation: usize, genes: &[String], pop: &[Vec<f64>]) -> Result<()> {
+        let id = self.inner.id()?;
+        let (g, individuals) = (generation as i32, serde_json::json!(pop));
+        self.inner.with_client("store a population", |c| {
+            c.execute(
+                "INSERT INTO populations (experiment, generation, genes, individuals) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+                &[&id, &g, &genes, &individuals],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn claim_individual(&self, thread: usize, generation: usize, size: usize) -> Result<Individual> {
+        let inner = &self.inner;
+        let (id, keys) = (inner.id()?, inner.keys()?);
+        let (g, n) = (generation as i32, size as i32);
+        let span = Span { lo: g * n, hi: g * n + n, population: Some((g, n)) };
+        if let Some((row, _)) = inner.claim_span(thread, span, &keys)? {
+            return Ok(Individual::Train { k: (row - span.lo) as usize, row: row as usize });
+        }
+        let rows = inner.with_client("read a generation", |c| {
+            c.query(
+                "SELECT results, measured FROM trials WHERE experiment = $1 AND row_no >= $2 AND row_no < $3 \
+                 ORDER BY row_no",
+                &[&id, &span.lo, &span.hi],
+            )
+        })?;
+        Ok(Individual::Complete(
+            rows.iter()
+                .map(|r| {
+                    let results: Vec<f64> = r.get(0);
+                    let cells: Vec<String> = r
+                        .get::<_, Option<serde_json::Value>>(1)
+                        .and_then(|m| serde_json::from_value(m).ok())
+                        .unwrap_or_default();
+                    let cell = |k: usize| cells.get(k).map(String::as_str).filter(|c| !c.is_empty());
+                    (
+                        std::array::from_fn(|k| results.get(k).copied().unwrap_or(0.0)),
+                        Measured::from_cells([cell(0), cell(1), cell(2), cell(3)]),
+                    )
+                })
+                .collect(),
+        ))
     }
 
     fn worker_name(&self, thread: usize) -> String {

@@ -7,7 +7,7 @@ use super::meta::GeneKind;
 use super::objective::{self, Measured};
 use super::store::Individual;
 use super::structure::{Genome, snap};
-use super::worker::{Ctx, Generation};
+use super::worker::{Ctx, Job};
 use super::{PopulationSettings, csv, population_next};
 use crate::data::{Stream, rng_for};
 use crate::error::{Error, Result};
@@ -145,21 +145,17 @@ impl Ctx<'_> {
         device: &str,
         data: &mut crate::train::PreparedData,
     ) -> Result<super::generation::Trained> {
-        let start = Instant::now();
-        let label = format!("{generation}.{k}");
-        let out = self.train(&label, genome, device, data, 0);
-        let wall_s = start.elapsed().as_secs_f64();
-        self.record(Generation {
-            label: &label,
+        let job = Job {
+            start: Instant::now(),
+            label: format!("{generation}.{k}"),
             claim: row,
-            worker: w,
-            device,
             genome,
-            out: &out,
-            wall_s,
+            seed_offset: 0,
             changes: &[],
             repeat_of: None,
-        })?;
+        };
+        let (out, res) = self.run_job(job, w, device, data);
+        res?;
         Ok(out)
     }
 

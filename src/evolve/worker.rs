@@ -47,7 +47,44 @@ pub(super) struct Generation<'a> {
     pub(super) repeat_of: Option<usize>,
 }
 
+/// One training to run and record ([`Ctx::run_job`]).
+pub(super) struct Job<'a> {
+    /// When its claim began (wall_s counts from here).
+    pub(super) start: Instant,
+    pub(super) label: String,
+    pub(super) claim: Option<usize>,
+    pub(super) genome: &'a Genome,
+    /// Added to the training seed (re-evaluations).
+    pub(super) seed_offset: u64,
+    pub(super) changes: &'a [(String, f64)],
+    pub(super) repeat_of: Option<usize>,
+}
+
 impl Ctx<'_> {
+    /// Train a job on `device` and record it: the training's outcome and the record's.
+    pub(super) fn run_job(
+        &self,
+        job: Job<'_>,
+        worker: usize,
+        device: &str,
+        data: &mut PreparedData,
+    ) -> (Trained, Result<(Option<usize>, Snapshot)>) {
+        let out = self.train(&job.label, job.genome, device, data, job.seed_offset);
+        let wall_s = job.start.elapsed().as_secs_f64();
+        let res = self.record(Generation {
+            label: &job.label,
+            claim: job.claim,
+            worker,
+            device,
+            genome: job.genome,
+            out: &out,
+            wall_s,
+            changes: job.changes,
+            repeat_of: job.repeat_of,
+        });
+        (out, res)
+    }
+
     pub(super) fn device(&self, worker: usize) -> String {
         if self.evo.devices.is_empty() {
             self.evo.base.device.clone()
@@ -195,20 +232,16 @@ impl Ctx<'_> {
                     self.evo.evolve_zeros,
                     &mut rng,
                 );
-                let label = generation.to_string();
-                let out = self.train(&label, &genome, device, data, 0);
-                let wall_s = start.elapsed().as_secs_f64();
-                let res = self.record(Generation {
-                    label: &label,
+                let job = Job {
+                    start,
+                    label: generation.to_string(),
                     claim: Some(generation),
-                    worker: w,
-                    device,
                     genome: &genome,
-                    out: &out,
-                    wall_s,
+                    seed_offset: 0,
                     changes: &changes,
                     repeat_of: None,
-                });
+                };
+                let (_, res) = self.run_job(job, w, device, data);
                 if res.is_err() {
                     let _ = self.store.release(generation);
                 }
@@ -255,20 +288,16 @@ impl Ctx<'_> {
         for j in 1..=self.evo.reevaluate {
             let start = Instant::now();
             let Some((g, _)) = self.store.claim(w, self.evo.generations)? else { return Ok(()) };
-            let label = format!("{g}");
-            let out = self.train(&label, genome, device, data, j as u64);
-            let wall_s = start.elapsed().as_secs_f64();
-            self.record(Generation {
-                label: &label,
+            let job = Job {
+                start,
+                label: g.to_string(),
                 claim: Some(g),
-                worker: w,
-                device,
                 genome,
-                out: &out,
-                wall_s,
+                seed_offset: j as u64,
                 changes: &[],
                 repeat_of: Some(row),
-            })?;
+            };
+            self.run_job(job, w, device, data).1?;
         }
         Ok(())
     }

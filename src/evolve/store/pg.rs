@@ -363,6 +363,20 @@ fn files_of(base: &serde_json::Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// The 7 results in column `i` of a trials row.
+fn results_at(r: &postgres::Row, i: usize) -> [f64; 7] {
+    let v: Vec<f64> = r.get::<_, Option<Vec<f64>>>(i).unwrap_or_default();
+    std::array::from_fn(|k| v.get(k).copied().unwrap_or(0.0))
+}
+
+/// The measurements in column `i` (generations.csv's four cells as a JSON array).
+fn measured_at(r: &postgres::Row, i: usize) -> Measured {
+    let cells: Vec<String> =
+        r.get::<_, Option<serde_json::Value>>(i).and_then(|m| serde_json::from_value(m).ok()).unwrap_or_default();
+    let cell = |k: usize| cells.get(k).map(String::as_str).filter(|c| !c.is_empty());
+    Measured::from_cells([cell(0), cell(1), cell(2), cell(3)])
+}
+
 /// Finished trials of an experiment in evolve.csv's order.
 fn finished(
     tx: &mut Transaction<'_>,
@@ -377,13 +391,7 @@ fn finished(
     Ok(rows
         .iter()
         .map(|r| {
-            let results: Vec<f64> = r.get(12);
             let values: Vec<f64> = r.get(13);
-            let cells: Vec<String> = r
-                .get::<_, Option<serde_json::Value>>(10)
-                .and_then(|m| serde_json::from_value(m).ok())
-                .unwrap_or_default();
-            let cell = |k: usize| cells.get(k).map(String::as_str).filter(|c| !c.is_empty());
             Trial {
                 claim: None,
                 label: r.get(0),
@@ -396,9 +404,9 @@ fn finished(
                 epochs: r.get::<_, Option<i32>>(7).unwrap_or(0) as usize,
                 pruned_at: r.get::<_, Option<i32>>(8).map(|e| e as usize),
                 repeat_of: r.get::<_, Option<i32>>(9).map(|e| e as usize),
-                measured: Measured::from_cells([cell(0), cell(1), cell(2), cell(3)]),
+                measured: measured_at(r, 10),
                 note: r.get(11),
-                results: std::array::from_fn(|k| results.get(k).copied().unwrap_or(0.0)),
+                results: results_at(r, 12),
                 genes: keys.iter().cloned().zip(values.iter().copied()).collect(),
                 failed: r.get::<_, String>(14) == "failed",
             }
@@ -815,22 +823,7 @@ impl Store for PgStore {
                 &[&id, &span.lo, &span.hi],
             )
         })?;
-        Ok(Individual::Complete(
-            rows.iter()
-                .map(|r| {
-                    let results: Vec<f64> = r.get(0);
-                    let cells: Vec<String> = r
-                        .get::<_, Option<serde_json::Value>>(1)
-                        .and_then(|m| serde_json::from_value(m).ok())
-                        .unwrap_or_default();
-                    let cell = |k: usize| cells.get(k).map(String::as_str).filter(|c| !c.is_empty());
-                    (
-                        std::array::from_fn(|k| results.get(k).copied().unwrap_or(0.0)),
-                        Measured::from_cells([cell(0), cell(1), cell(2), cell(3)]),
-                    )
-                })
-                .collect(),
-        ))
+        Ok(Individual::Complete(rows.iter().map(|r| (results_at(r, 0), measured_at(r, 1))).collect()))
     }
 
     fn worker_name(&self, thread: usize) -> String {

@@ -271,11 +271,11 @@ fn bad_urls_passwords_and_databases_are_named_without_the_password() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     c.execute("INSERT INTO yolo_lab_schema (version) VALUES (99)", &[]).unwrap();
     drop(c);
     let e = fails(&fresh);
-    assert!(e.contains("schema is version 99, newer than this yolo-lab knows (2)"), "{e}");
+    assert!(e.contains("schema is version 99, newer than this yolo-lab knows (3)"), "{e}");
     let e = fails("postgres://yolo:secret@127.0.0.1:notaport/db");
     assert!(e.contains("not a connection string") && !e.contains("secret"), "{e}");
     let e = fails("postgres://yolo:secret@127.0.0.1:1/db");
@@ -444,4 +444,59 @@ fn the_population_ga_shares_its_generations_between_workers() {
     let k = genes.iter().position(|g| g == "scale").expect("scale is a population gene");
     let bred: Vec<f64> = (0..3).map(|i| pops[1].1[i][k].as_f64().unwrap()).collect();
     assert_eq!(hyp_scale, bred, "each individual trained with its stored genes");
+}
+
+#[test]
+fn pruning_judges_each_trial_against_every_machines_rungs() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let name = unique("pruned");
+    let start = |k: usize| {
+        Command::new(env!("CARGO_BIN_EXE_yolo-lab"))
+            .args(["evolve", "--storage", &url, "--name", &name, "--evolve", "8", "--prune", "median:0", "--project"])
+            .arg(tmp.path().join(format!("m{k}")))
+            .args(["--data", "shapes-tiny", "--img", "64", "--batch-size", "8", "--epochs", "3", "--workers", "1"])
+            .args(["--device", "cpu"])
+            .env("OMP_NUM_THREADS", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children = [start(0), start(1)];
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let mut c = client(&url);
+    let all = rows(&mut c, &name);
+    assert_eq!(all.len(), 8, "{:?}", states(&all));
+    assert!(all.iter().all(|r| r.state == "complete" || r.state == "pruned"), "{:?}", states(&all));
+    // every trial's rungs are in the database, from both machines
+    let rungs: Vec<(String, i32)> = c
+        .query(
+            "SELECT r.label, r.epoch FROM rungs r JOIN experiments e ON e.id = r.experiment WHERE e.name = $1",
+            &[&name],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let labels: std::collections::BTreeSet<&str> = rungs.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(labels.len(), 8, "each trial measured at its rungs: {rungs:?}");
+    let pids: std::collections::BTreeSet<&str> = all.iter().map(|r| pid_of(&r.worker)).collect();
+    assert_eq!(pids.len(), 2, "both machines trained: {:?}", states(&all));
+    // a pruned trial stopped early and says where
+    let pruned: Vec<(i32, i32)> = c
+        .query(
+            "SELECT t.pruned_at, t.epochs FROM trials t JOIN experiments e ON e.id = t.experiment WHERE e.name = $1 \
+             AND t.state = 'pruned'",
+            &[&name],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(pruned.iter().all(|&(at, epochs)| at < 2 && epochs <= 2), "{pruned:?}");
 }

@@ -3,14 +3,14 @@
 //! another seed when it fails (with half the batch after a CUDA out-of-memory error), and, when it fails
 //! again, recorded with the metrics of its last completed validation rather than zeros.
 
+use super::Fitness;
 use super::objective::{Measured, Objective, latency_ms};
-use super::prune::{Pruner, record_rung};
+use super::prune::Pruner;
+use super::store::Rungs;
 use super::structure::Genome;
 use super::worker::Ctx;
-use super::{Fitness, csv};
 use crate::report::Reporter;
 use crate::train::{Control, EpochHook, PreparedData, ProgressMode, ValResult};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -50,7 +50,14 @@ type Last = Arc<Mutex<Option<(usize, [f64; 7])>>>;
 
 /// The rung callback: remember the validation, inject a failure if one is due, else record the fitness in
 /// rungs.csv and let the pruner judge it.
-fn hook(dir: PathBuf, label: String, pruner: Pruner, fitness: Fitness, last: Last, inject: Injection) -> EpochHook {
+fn hook(
+    rungs: Arc<dyn Rungs>,
+    label: String,
+    pruner: Pruner,
+    fitness: Fitness,
+    last: Last,
+    inject: Injection,
+) -> EpochHook {
     EpochHook(Arc::new(move |epoch, v| {
         let r = results_of(v);
         *last.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, r));
@@ -62,8 +69,7 @@ fn hook(dir: PathBuf, label: String, pruner: Pruner, fitness: Fitness, last: Las
         }
         let f = fitness.eval(&r);
         // a rung that cannot be recorded is not judged: the generation trains on
-        let Ok(lock) = csv::lock(&dir) else { return Control::Continue };
-        match record_rung(&dir, &lock, &label, epoch, f) {
+        match rungs.record(&label, epoch, f) {
             Ok(others) if pruner.prunes(epoch, f, &others) => Control::Prune,
             _ => Control::Continue,
         }
@@ -121,7 +127,7 @@ impl Ctx<'_> {
             }
             let last: Last = Arc::new(Mutex::new(None));
             t.epoch_hook = Some(hook(
-                self.dir.clone(),
+                self.store.rungs(),
                 label.to_string(),
                 evo.prune,
                 evo.fitness.clone(),

@@ -2,11 +2,11 @@
 //! one ([`Evolver::run`] with a storage URL), `evolve-export` (an experiment as an
 //! evolution folder) and `evolve-import` (an evolution folder, or YOLOv5's evolve.csv, as a new experiment).
 
-use super::SETTINGS_FILES;
 use super::mirror;
 use super::pg::{DEFAULT_GRACE_S, PgStore, STORAGE_MARKER};
+use super::{SETTINGS_FILES, Store};
 use crate::error::{Error, Result};
-use crate::evolve::{EvolveRun, Evolver, Fitness, Ga, Pruner};
+use crate::evolve::{EvolveRun, Evolver, Fitness, Ga};
 use crate::report::Reporter;
 use std::path::Path;
 
@@ -55,7 +55,6 @@ pub(in crate::evolve) fn run(evo: &Evolver, url: &str) -> Result<EvolveRun> {
         Some(files) => joined(evo, &store, &dir, &files)?,
         None => evo.clone(),
     };
-    check_supported(&e)?;
     e.base.report().info(&format!(
         "evolve: experiment `{}` in {} (mirror: {})",
         evo.name,
@@ -71,7 +70,6 @@ pub(in crate::evolve) fn run(evo: &Evolver, url: &str) -> Result<EvolveRun> {
             let files =
                 store.settings_files(&evo.name)?.ok_or_else(|| store.error("the experiment vanished".into()))?;
             let e = joined(evo, &store, &dir, &files)?;
-            check_supported(&e)?;
             e.run_in(dir, &store)
         }
         r => r,
@@ -88,20 +86,6 @@ fn joined(evo: &Evolver, store: &PgStore, dir: &Path, files: &[(String, String)]
         }
     }
     evo.clone().resume().resolve_resume(dir)?.ok_or_else(|| store.error("the experiment has no opt.yaml".into()))
-}
-
-/// Refuse what the database store does not keep yet.
-fn check_supported(e: &Evolver) -> Result<()> {
-    let unsupported = |what: &str| Error::Config {
-        name: "storage",
-        message: format!("{what} is not available with a database store yet; use the file store (no --storage)"),
-    };
-    let dir = e.project.join(&e.name);
-    let pruner = crate::evolve::prune::stored(&dir)?.unwrap_or(e.prune);
-    if pruner != Pruner::None {
-        return Err(unsupported("pruning"));
-    }
-    Ok(())
 }
 
 /// Write experiment `name` of the database at `url` into `out` as a file store would hold it: evolve.csv,
@@ -155,16 +139,29 @@ pub(in crate::evolve) fn import(evo: &Evolver, url: &str, from: &Path) -> Result
         evo.clone()
     };
     let trials = mirror::read_trials(&csv_path, &|r| e.fitness.eval(r))?;
-    if e.prune != Pruner::None || e.algorithm != Ga::Classic {
+    if e.algorithm != Ga::Classic {
+        // its populations are not in the folder's rows: a database could not breed on from them
         return Err(Error::Config {
             name: "storage",
-            message: "only classic-GA evolutions without pruning are kept in a database yet".into(),
+            message: "a population-GA evolution cannot be imported yet (start it in the database instead)".into(),
         });
     }
     let checked = e.check(&dir)?;
     let (_, base, _) = e.setup(&dir, &store, checked)?;
     let keys: Vec<String> = base.pairs().into_iter().map(|(k, _)| k).collect();
     let n = store.load(&trials, &keys)?;
+    // the pruner's measurements come along, so that new trials are judged against the imported ones too
+    let rungs_csv = src.join(crate::evolve::prune::RUNGS_FILE);
+    if let Ok(text) = std::fs::read_to_string(&rungs_csv) {
+        let rungs = store.rungs();
+        for line in text.lines().skip(1) {
+            if let [label, epoch, f] = line.split(',').collect::<Vec<_>>()[..]
+                && let (Ok(epoch), Ok(f)) = (epoch.parse(), f.parse())
+            {
+                rungs.record(label, epoch, f)?;
+            }
+        }
+    }
     let fit = |r: &[f64; 7]| e.fitness.eval(r);
     mirror::write(&dir, &keys, &store.finished_trials(&keys)?, Some(&fit))?;
     Ok(n)

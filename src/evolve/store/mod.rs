@@ -182,6 +182,23 @@ pub enum Individual {
     Complete(Vec<([f64; 7], Measured)>),
 }
 
+/// Where a pruner's rung measurements go: `record` stores generation `label`'s fitness at `epoch` and returns
+/// what the other generations measured at that epoch. Owned by the training's epoch callback.
+pub trait Rungs: Send + Sync {
+    /// Record a measurement; the others' at the same epoch.
+    fn record(&self, label: &str, epoch: usize, fitness: f64) -> Result<Vec<f64>>;
+}
+
+/// The file store's rungs: rungs.csv of the evolution folder, under its lock.
+struct FileRungs(PathBuf);
+
+impl Rungs for FileRungs {
+    fn record(&self, label: &str, epoch: usize, fitness: f64) -> Result<Vec<f64>> {
+        let lock = csv::lock(&self.0)?;
+        super::prune::record_rung(&self.0, &lock, label, epoch, fitness)
+    }
+}
+
 /// A fitness of the 7 results, borrowed.
 pub type FitnessOf<'a> = &'a dyn Fn(&[f64; 7]) -> f64;
 
@@ -201,6 +218,8 @@ pub trait Store: Send + Sync {
     fn record(&self, trial: &Trial, fitness: FitnessOf<'_>) -> Result<Recorded>;
     /// Give a claim back untrained (its worker failed).
     fn release(&self, generation: usize) -> Result<()>;
+    /// Where the pruner's rung measurements go.
+    fn rungs(&self) -> std::sync::Arc<dyn Rungs>;
     /// Whether the population GA's generations live in the store, shared with workers of other processes
     /// ([`Store::claim_individual`]), rather than in one process's worker pool and `evolve_population.yaml`.
     fn shares_population(&self) -> bool {
@@ -286,5 +305,9 @@ impl Store for FileStore {
     fn release(&self, generation: usize) -> Result<()> {
         let lock = csv::lock(&self.dir)?;
         claims::release(&self.dir, &lock, generation)
+    }
+
+    fn rungs(&self) -> std::sync::Arc<dyn Rungs> {
+        std::sync::Arc::new(FileRungs(self.dir.clone()))
     }
 }

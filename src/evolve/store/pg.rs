@@ -31,7 +31,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Schema versions, applied in order (each file records its own version in `yolo_lab_schema`).
-const MIGRATIONS: [(i32, &str); 2] = [(1, include_str!("0001_init.sql")), (2, include_str!("0002_population.sql"))];
+const MIGRATIONS: [(i32, &str); 3] =
+    [(1, include_str!("0001_init.sql")), (2, include_str!("0002_population.sql")), (3, include_str!("0003_rungs.sql"))];
 /// First key of yolo-lab's advisory locks (the second: 0 for migrations, else the experiment's id).
 const LOCK_CLASS: i32 = 0x796c;
 /// How long a dropped connection is retried before the operation fails.
@@ -775,6 +776,10 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn rungs(&self) -> Arc<dyn super::Rungs> {
+        Arc::new(PgRungs(self.inner.clone()))
+    }
+
     fn shares_population(&self) -> bool {
         true
     }
@@ -828,6 +833,28 @@ impl Store for PgStore {
 
     fn worker_name(&self, thread: usize) -> String {
         format!("{}/{thread}", self.inner.me)
+    }
+}
+
+/// The database's rungs (table `rungs`), shared by every worker of the experiment.
+struct PgRungs(Arc<Inner>);
+
+impl super::Rungs for PgRungs {
+    fn record(&self, label: &str, epoch: usize, fitness: f64) -> Result<Vec<f64>> {
+        let id = self.0.id()?;
+        let epoch = epoch as i32;
+        self.0.with_client("record a rung", |c| {
+            c.execute(
+                "INSERT INTO rungs (experiment, label, epoch, fitness) VALUES ($1, $2, $3, $4) ON CONFLICT \
+                 (experiment, label, epoch) DO UPDATE SET fitness = excluded.fitness, recorded = now()",
+                &[&id, &label, &epoch, &fitness],
+            )?;
+            let rows = c.query(
+                "SELECT fitness FROM rungs WHERE experiment = $1 AND epoch = $2 AND label <> $3 ORDER BY recorded",
+                &[&id, &epoch, &label],
+            )?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
     }
 }
 

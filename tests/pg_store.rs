@@ -52,18 +52,31 @@ fn worker(url: &str, name: &str, project: &Path, rows: usize, grace: f64) -> Chi
 }
 
 fn worker_epochs(url: &str, name: &str, project: &Path, rows: usize, grace: f64, epochs: usize) -> Child {
+    let (rows, grace, epochs) = (rows.to_string(), grace.to_string(), epochs.to_string());
+    worker_with(url, name, project, &["--evolve", &rows, "--grace", &grace, "--epochs", &epochs])
+}
+
+/// A worker process with other evolve flags (`--evolve`, `--epochs`, `--population`, `--prune`, ...).
+fn worker_with(url: &str, name: &str, project: &Path, flags: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_yolo-lab"))
         .args(["evolve", "--storage", url, "--name", name, "--project"])
         .arg(project)
-        .args(["--evolve", &rows.to_string(), "--grace", &grace.to_string()])
-        .args(["--data", "shapes-tiny", "--img", "64", "--batch-size", "8", "--epochs", &epochs.to_string()])
-        .args(["--workers", "1"])
-        .args(["--device", "cpu"])
+        .args(["--data", "shapes-tiny", "--img", "64", "--batch-size", "8", "--workers", "1", "--device", "cpu"])
+        .args(flags)
         .env("OMP_NUM_THREADS", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("yolo-lab runs")
+}
+
+/// Two worker processes with their own folders under `dir`, run to the end (each must succeed).
+fn two_machines(url: &str, name: &str, dir: &Path, flags: &[&str]) {
+    let children: Vec<Child> = (0..2).map(|k| worker_with(url, name, &dir.join(format!("m{k}")), flags)).collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
 }
 
 struct Row {
@@ -371,23 +384,8 @@ fn the_population_ga_shares_its_generations_between_workers() {
     let Some(url) = server() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let name = unique("population");
-    let start = |k: usize| {
-        Command::new(env!("CARGO_BIN_EXE_yolo-lab"))
-            .args(["evolve", "--storage", &url, "--name", &name, "--population", "3", "--evolve", "2", "--project"])
-            .arg(tmp.path().join(format!("m{k}")))
-            .args(["--data", "shapes-tiny", "--img", "64", "--batch-size", "8", "--epochs", "1", "--workers", "1"])
-            .args(["--device", "cpu"])
-            .env("OMP_NUM_THREADS", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let children = [start(0), start(1)];
-    for c in children {
-        let o = c.wait_with_output().unwrap();
-        assert!(o.status.success(), "{}", text(&o));
-    }
+    let flags = ["--population", "3", "--evolve", "2", "--epochs", "1"];
+    two_machines(&url, &name, tmp.path(), &flags);
     let mut c = client(&url);
     let all = rows(&mut c, &name);
     assert_exactly(&all, 6);
@@ -452,23 +450,8 @@ fn pruning_judges_each_trial_against_every_machines_rungs() {
     let Some(url) = server() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let name = unique("pruned");
-    let start = |k: usize| {
-        Command::new(env!("CARGO_BIN_EXE_yolo-lab"))
-            .args(["evolve", "--storage", &url, "--name", &name, "--evolve", "8", "--prune", "median:0", "--project"])
-            .arg(tmp.path().join(format!("m{k}")))
-            .args(["--data", "shapes-tiny", "--img", "64", "--batch-size", "8", "--epochs", "3", "--workers", "1"])
-            .args(["--device", "cpu"])
-            .env("OMP_NUM_THREADS", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let children = [start(0), start(1)];
-    for c in children {
-        let o = c.wait_with_output().unwrap();
-        assert!(o.status.success(), "{}", text(&o));
-    }
+    let flags = ["--evolve", "8", "--prune", "median:0", "--epochs", "3"];
+    two_machines(&url, &name, tmp.path(), &flags);
     let mut c = client(&url);
     let all = rows(&mut c, &name);
     assert_eq!(all.len(), 8, "{:?}", states(&all));

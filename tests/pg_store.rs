@@ -181,7 +181,10 @@ fn four_workers_on_their_own_folders_write_exactly_the_rows_asked_for() {
         }
     }
     let r = yolo_lab::results::EvolveResults::load(out.join("evolve.csv")).unwrap();
+    let from_db = yolo_lab::results::EvolveResults::from_storage(&url, &name).unwrap();
     assert_eq!(r.df().unwrap().height(), 20);
+    assert!(r.df().unwrap().equals_missing(&from_db.df().unwrap()), "from_storage gives the export's table");
+    assert_eq!(r.best_row(), from_db.best_row());
 }
 
 #[test]

@@ -194,7 +194,8 @@ fn a_killed_workers_row_is_taken_over_after_the_grace_period() {
     let tmp = tempfile::tempdir().unwrap();
     let name = unique("killed");
     let mut c = client(&url);
-    let mut victim = worker(&url, &name, &tmp.path().join("a"), 4, 2.0);
+    // trainings of 3 epochs, so that the victim is still training when it is killed
+    let mut victim = worker_epochs(&url, &name, &tmp.path().join("a"), 4, 2.0, 3);
     let pid = victim.id().to_string();
     // wait until the victim trains a row of its own
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -208,9 +209,23 @@ fn a_killed_workers_row_is_taken_over_after_the_grace_period() {
         assert!(victim.try_wait().unwrap().is_none(), "the first worker ended early");
         std::thread::sleep(Duration::from_millis(100));
     };
+    // a running trial shows what it trains
+    let mut described = false;
+    while !described && Instant::now() < deadline {
+        described = c
+            .query_one(
+                "SELECT t.hyp ? 'lr0' FROM trials t JOIN experiments e ON e.id = t.experiment WHERE e.name = $1 AND \
+                 t.row_no = $2 AND t.state = 'running'",
+                &[&name, &held],
+            )
+            .map(|r| r.get::<_, bool>(0))
+            .unwrap_or(false);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(described, "the running trial's hyperparameters are in the database");
     victim.kill().unwrap(); // SIGKILL
     let _ = victim.wait();
-    let other = worker(&url, &name, &tmp.path().join("b"), 4, 2.0).wait_with_output().unwrap();
+    let other = worker_epochs(&url, &name, &tmp.path().join("b"), 4, 2.0, 3).wait_with_output().unwrap();
     let t = text(&other);
     assert!(other.status.success(), "{t}");
     let all = rows(&mut c, &name);

@@ -69,6 +69,12 @@ impl Ctx<'_> {
         device: &str,
         data: &mut PreparedData,
     ) -> (Trained, Result<(Option<usize>, Snapshot)>) {
+        if let Some(c) = job.claim
+            && let Err(e) = self.store.started(c, &job.genome.pairs())
+        {
+            // only a description of the running trial: the training goes on
+            self.evo.base.report().warn(&format!("evolve: {e}"));
+        }
         let out = self.train(&job.label, job.genome, device, data, job.seed_offset);
         let wall_s = job.start.elapsed().as_secs_f64();
         let res = self.record(Generation {

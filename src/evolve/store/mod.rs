@@ -216,6 +216,10 @@ pub trait Store: Send + Sync {
     fn snapshot(&self) -> Result<Snapshot>;
     /// Record a finished training (releasing its claim) and rewrite hyp_evolve.yaml by `fitness`.
     fn record(&self, trial: &Trial, fitness: FitnessOf<'_>) -> Result<Recorded>;
+    /// Say what a claimed generation trains (a database shows it on the running trial). Default: nothing.
+    fn started(&self, _generation: usize, _genes: &[(String, f64)]) -> Result<()> {
+        Ok(())
+    }
     /// Give a claim back untrained (its worker failed).
     fn release(&self, generation: usize) -> Result<()>;
     /// Where the pruner's rung measurements go.

@@ -761,6 +761,25 @@ impl Store for PgStore {
         Ok(Recorded { row, snapshot: snapshot_of(&keys, &trials), warnings })
     }
 
+    fn started(&self, generation: usize, genes: &[(String, f64)]) -> Result<()> {
+        let inner = &self.inner;
+        let (id, keys) = (inner.id()?, inner.keys()?);
+        let hyp: serde_json::Map<String, serde_json::Value> =
+            genes.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+        let hyp = serde_json::Value::Object(hyp);
+        let values: Vec<f64> =
+            keys.iter().map(|k| genes.iter().find(|(g, _)| g == k).map_or(f64::NAN, |(_, v)| *v)).collect();
+        let (row, pattern) = (generation as i32, format!("{}/%", inner.me));
+        inner.with_client("describe a running trial", |c| {
+            c.execute(
+                "UPDATE trials SET hyp = $3, hyp_values = $4 WHERE experiment = $1 AND row_no = $2 AND state = 'running' \
+                 AND worker LIKE $5",
+                &[&id, &row, &hyp, &values, &pattern],
+            )
+        })?;
+        Ok(())
+    }
+
     fn release(&self, generation: usize) -> Result<()> {
         let inner = &self.inner;
         let id = inner.id()?;

@@ -32,21 +32,6 @@ pub(super) struct Ctx<'a> {
     pub(super) failures: std::sync::atomic::AtomicUsize,
 }
 
-/// What [`Ctx::record`] writes for one generation.
-pub(super) struct Generation<'a> {
-    pub(super) label: &'a str,
-    /// The claim this row settles (classic GA).
-    pub(super) claim: Option<usize>,
-    pub(super) worker: usize,
-    pub(super) device: &'a str,
-    pub(super) genome: &'a Genome,
-    pub(super) out: &'a Trained,
-    pub(super) wall_s: f64,
-    pub(super) changes: &'a [(String, f64)],
-    /// The row this training re-evaluates with another seed.
-    pub(super) repeat_of: Option<usize>,
-}
-
 /// One training to run and record ([`Ctx::run_job`]).
 pub(super) struct Job<'a> {
     /// When its claim began (wall_s counts from here).
@@ -77,17 +62,7 @@ impl Ctx<'_> {
         }
         let out = self.train(&job.label, job.genome, device, data, job.seed_offset);
         let wall_s = job.start.elapsed().as_secs_f64();
-        let res = self.record(Generation {
-            label: &job.label,
-            claim: job.claim,
-            worker,
-            device,
-            genome: job.genome,
-            out: &out,
-            wall_s,
-            changes: job.changes,
-            repeat_of: job.repeat_of,
-        });
+        let res = self.record(&job, worker, device, &out, wall_s);
         (out, res)
     }
 
@@ -99,10 +74,18 @@ impl Ctx<'_> {
         }
     }
 
-    /// Record a generation (its evolve.csv row and generations.csv line, hyp_evolve.yaml rewritten), print the
+    /// Record a trained job (its evolve.csv row and generations.csv line, hyp_evolve.yaml rewritten), print the
     /// summary line. Returns the row, `None` when the store refused it (its claim was taken over).
-    pub(super) fn record(&self, g: Generation<'_>) -> Result<(Option<usize>, Snapshot)> {
-        let Generation { label: gen_label, claim, worker, device, genome, out, wall_s, changes, repeat_of } = g;
+    fn record(
+        &self,
+        job: &Job<'_>,
+        worker: usize,
+        device: &str,
+        out: &Trained,
+        wall_s: f64,
+    ) -> Result<(Option<usize>, Snapshot)> {
+        let Job { label: gen_label, claim, genome, changes, repeat_of, .. } = job;
+        let (claim, repeat_of) = (*claim, *repeat_of);
         let fit = self.evo.fitness_closure();
         let f = fit(&out.results);
         let trial = Trial {

@@ -79,13 +79,17 @@ pub(in crate::evolve) fn run(evo: &Evolver, url: &str) -> Result<EvolveRun> {
 /// The evolver of a worker joining an existing experiment: its settings files written into `dir`, then read
 /// back as a resume reads them (so flags given that contradict them are named errors).
 fn joined(evo: &Evolver, store: &PgStore, dir: &Path, files: &[(String, String)]) -> Result<Evolver> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    for (name, text) in files {
-        if SETTINGS_FILES.contains(&name.as_str()) {
-            crate::fsutil::write_atomic(&dir.join(name), text.as_bytes())?;
-        }
-    }
+    write_settings(dir, files)?;
     evo.clone().resume().resolve_resume(dir)?.ok_or_else(|| store.error("the experiment has no opt.yaml".into()))
+}
+
+/// Write an experiment's settings files (those of [`SETTINGS_FILES`]) into `dir`.
+fn write_settings(dir: &Path, files: &[(String, String)]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    for (name, text) in files.iter().filter(|(n, _)| SETTINGS_FILES.contains(&n.as_str())) {
+        crate::fsutil::write_atomic(&dir.join(name), text.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Write experiment `name` of the database at `url` into `out` as a file store would hold it: evolve.csv,
@@ -98,11 +102,7 @@ pub fn export(url: &str, name: &str, out: &Path) -> Result<[f64; 4]> {
     let weights: [f64; 4] = weights.try_into().unwrap_or(crate::metrics::FITNESS_WEIGHTS);
     let fitness = Fitness::Weights(weights);
     mirror::write(out, &keys, &trials, Some(&|r| fitness.eval(r)))?;
-    for (f, text) in &files {
-        if SETTINGS_FILES.contains(&f.as_str()) {
-            crate::fsutil::write_atomic(&out.join(f), text.as_bytes())?;
-        }
-    }
+    write_settings(out, &files)?;
     Ok(weights)
 }
 

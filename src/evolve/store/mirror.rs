@@ -32,11 +32,11 @@ pub fn gene(t: &Trial, key: &str) -> f64 {
     t.genes.iter().find(|(k, _)| k == key).map(|(_, v)| *v).unwrap_or(f64::NAN)
 }
 
-/// evolve.csv and generations.csv of finished trials, as the file store writes them.
-pub fn texts_of(keys: &[String], trials: &[Trial]) -> (String, String) {
-    let snap = snapshot_of(keys, trials);
+/// evolve.csv and generations.csv of finished trials (`table`: their [`snapshot_of`]'s), as the file store
+/// writes them.
+pub fn texts_of(keys: &[String], table: &EvolveCsv, trials: &[Trial]) -> (String, String) {
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let evolve = csv::evolve_text(&keys, &snap.table.rows);
+    let evolve = csv::evolve_text(&keys, &table.rows);
     let mut generations = String::new();
     if !trials.is_empty() {
         generations.push_str(GENERATION_COLUMNS);
@@ -52,11 +52,12 @@ pub fn texts_of(keys: &[String], trials: &[Trial]) -> (String, String) {
 /// replaced atomically.
 pub fn write(dir: &Path, keys: &[String], trials: &[Trial], fitness: Option<FitnessOf<'_>>) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let (evolve, generations) = texts_of(keys, trials);
+    let table = snapshot_of(keys, trials).table;
+    let (evolve, generations) = texts_of(keys, &table, trials);
     crate::fsutil::write_atomic(&dir.join("evolve.csv"), evolve.as_bytes())?;
     crate::fsutil::write_atomic(&dir.join("generations.csv"), generations.as_bytes())?;
     if let Some(f) = fitness {
-        csv::write_hyp_evolve(dir, &snapshot_of(keys, trials).table, f)?;
+        csv::write_hyp_evolve(dir, &table, f)?;
     }
     Ok(())
 }

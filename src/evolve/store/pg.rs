@@ -76,7 +76,8 @@ struct Inner {
     /// `host:pid` of this process: its workers are `host:pid/thread`.
     me: String,
     host: String,
-    experiment: OnceLock<i64>,
+    /// The attached experiment's id and gene columns (evolve.csv's order), fixed once attached.
+    experiment: OnceLock<(i64, Vec<String>)>,
     /// Row numbers this process is training (heartbeats go to these).
     live: Mutex<BTreeSet<i32>>,
     grace: Duration,
@@ -177,31 +178,25 @@ impl PgStore {
     /// The settings files of experiment `name` (file name, text), or `None` when it does not exist.
     pub fn settings_files(&self, name: &str) -> Result<Option<Vec<(String, String)>>> {
         let row = self.inner.with_client("read the experiment", |c| {
-            c.query_opt("SELECT id, base FROM experiments WHERE name = $1", &[&name])
+            c.query_opt("SELECT base FROM experiments WHERE name = $1", &[&name])
         })?;
-        Ok(row.map(|r| files_of(&r.get::<_, serde_json::Value>(1))))
+        Ok(row.map(|r| files_of(&r.get::<_, serde_json::Value>(0))))
     }
 
     /// Every finished trial of experiment `name` in evolve.csv's order, with the experiment's gene columns and
     /// fitness weights (empty for a fitness function).
     pub fn trials(&self, name: &str) -> Result<(Vec<String>, Vec<f64>, Vec<Trial>)> {
-        self.inner
-            .with_client("read the trials", |c| {
-                let Some(e) = c.query_opt("SELECT id, hyp_keys, fitness FROM experiments WHERE name = $1", &[&name])?
-                else {
-                    return Ok(None);
-                };
-                let keys: Vec<String> = e.get(1);
-                let mut tx = c.transaction()?;
-                let trials = finished(&mut tx, e.get(0), &keys)?;
-                tx.commit()?;
-                Ok(Some((keys, e.get(2), trials)))
+        let e = self
+            .inner
+            .with_client("read the experiment", |c| {
+                c.query_opt("SELECT id, hyp_keys, fitness FROM experiments WHERE name = $1", &[&name])
             })?
-            .ok_or_else(|| self.inner.error(format!("no experiment named `{name}`")))
+            .ok_or_else(|| self.inner.error(format!("no experiment named `{name}`")))?;
+        let keys: Vec<String> = e.get(1);
+        let trials = self.finished(e.get(0), &keys)?;
+        Ok((keys, e.get(2), trials))
     }
-}
 
-impl PgStore {
     pub(super) fn error(&self, message: String) -> Error {
         self.inner.error(message)
     }
@@ -222,12 +217,7 @@ impl PgStore {
     }
 
     fn finished(&self, id: i64, keys: &[String]) -> Result<Vec<Trial>> {
-        self.inner.with_client("read the trials", |c| {
-            let mut tx = c.transaction()?;
-            let t = finished(&mut tx, id, keys)?;
-            tx.commit()?;
-            Ok(t)
-        })
+        self.inner.with_client("read the trials", |c| finished(c, id, keys))
     }
 
     /// Load finished trials (an imported evolution, in its row order) into the attached experiment, which
@@ -380,11 +370,11 @@ fn measured_at(r: &postgres::Row, i: usize) -> Measured {
 
 /// Finished trials of an experiment in evolve.csv's order.
 fn finished(
-    tx: &mut Transaction<'_>,
+    c: &mut impl postgres::GenericClient,
     experiment: i64,
     keys: &[String],
 ) -> std::result::Result<Vec<Trial>, postgres::Error> {
-    let rows = tx.query(
+    let rows = c.query(
         "SELECT label, seed, worker, device, fitness, wall_s, train_s, epochs, pruned_at, repeat_of, measured, note, \
          results, hyp_values, state FROM trials WHERE experiment = $1 AND state <> 'running' ORDER BY seq",
         &[&experiment],
@@ -449,7 +439,11 @@ impl Inner {
     }
 
     fn id(&self) -> Result<i64> {
-        self.experiment.get().copied().ok_or_else(|| self.error("no experiment attached".into()))
+        Ok(self.attached()?.0)
+    }
+
+    fn attached(&self) -> Result<&(i64, Vec<String>)> {
+        self.experiment.get().ok_or_else(|| self.error("no experiment attached".into()))
     }
 
     /// Run `op` on the connection; when the connection is lost, reconnect with backoff (up to
@@ -507,7 +501,7 @@ impl Inner {
             }
             last = Instant::now();
             let live: Vec<i32> = self.live.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
-            let Some(&id) = self.experiment.get() else { continue };
+            let Some(&(id, _)) = self.experiment.get() else { continue };
             if live.is_empty() {
                 continue;
             }
@@ -531,13 +525,6 @@ impl Inner {
         }
         *last = trials.len();
         mirror::write(&self.dir, keys, trials, fitness)
-    }
-
-    fn keys(&self) -> Result<Vec<String>> {
-        let id = self.id()?;
-        self.with_client("read the experiment", |c| {
-            c.query_one("SELECT hyp_keys FROM experiments WHERE id = $1", &[&id]).map(|r| r.get(0))
-        })
     }
 
     fn claim_once(&self, thread: usize, span: Span, keys: &[String]) -> Result<Claimed> {
@@ -684,25 +671,26 @@ impl Store for PgStore {
                 e.name
             )));
         }
-        let _ = inner.experiment.set(id);
+        let _ = inner.experiment.set((id, stored_keys));
         let marker = e.dir.join(STORAGE_MARKER);
         crate::fsutil::write_atomic(&marker, format!("{}\n{}\n", inner.masked, e.name).as_bytes())?;
         Ok(())
     }
 
     fn claim(&self, thread: usize, target: usize) -> Result<Option<(usize, Snapshot)>> {
-        let keys = self.inner.keys()?;
+        let keys = &self.inner.attached()?.1;
         let span = Span { lo: 0, hi: target as i32, population: None };
-        let claimed = self.inner.claim_span(thread, span, &keys)?;
-        Ok(claimed.map(|(row, trials)| (row as usize, snapshot_of(&keys, &trials))))
+        let claimed = self.inner.claim_span(thread, span, keys)?;
+        Ok(claimed.map(|(row, trials)| (row as usize, snapshot_of(keys, &trials))))
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
         let inner = &self.inner;
-        let (id, keys) = (inner.id()?, inner.keys()?);
-        let trials = self.finished(id, &keys)?;
-        inner.mirror(&keys, &trials, None)?;
-        Ok(snapshot_of(&keys, &trials))
+        let (id, keys) = inner.attached()?;
+        let id = *id;
+        let trials = self.finished(id, keys)?;
+        inner.mirror(keys, &trials, None)?;
+        Ok(snapshot_of(keys, &trials))
     }
 
     fn record(&self, t: &Trial, fitness: FitnessOf<'_>) -> Result<Recorded> {
@@ -712,7 +700,8 @@ impl Store for PgStore {
                 inner.error("a trial without a claim (the population GA) is not stored in a database yet".into())
             );
         };
-        let (id, keys) = (inner.id()?, inner.keys()?);
+        let (id, keys) = inner.attached()?;
+        let id = *id;
         let row = claim as i32;
         let (outcome, trials) = inner.with_client("record a trial", |c| {
             let mut tx = c.transaction()?;
@@ -744,26 +733,27 @@ impl Store for PgStore {
                     let seq: i32 = tx
                         .query_one("SELECT coalesce(max(seq) + 1, 0) FROM trials WHERE experiment = $1", &[&id])?
                         .get(0);
-                    write_finished(&mut tx, id, row, seq, t, &keys, &note)?;
+                    write_finished(&mut tx, id, row, seq, t, keys, &note)?;
                     Ok(Some(seq as usize))
                 }
             };
-            let trials = finished(&mut tx, id, &keys)?;
+            let trials = finished(&mut tx, id, keys)?;
             tx.commit()?;
             Ok((outcome, trials))
         })?;
         inner.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&row);
-        inner.mirror(&keys, &trials, Some(fitness))?;
+        inner.mirror(keys, &trials, Some(fitness))?;
         let (row, warnings) = match outcome {
             Ok(r) => (r, vec![]),
             Err(why) => (None, vec![format!("evolve: {why} while this worker trained it; its result is dropped")]),
         };
-        Ok(Recorded { row, snapshot: snapshot_of(&keys, &trials), warnings })
+        Ok(Recorded { row, snapshot: snapshot_of(keys, &trials), warnings })
     }
 
     fn started(&self, generation: usize, genes: &[(String, f64)]) -> Result<()> {
         let inner = &self.inner;
-        let (id, keys) = (inner.id()?, inner.keys()?);
+        let (id, keys) = inner.attached()?;
+        let id = *id;
         let hyp: serde_json::Map<String, serde_json::Value> =
             genes.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
         let hyp = serde_json::Value::Object(hyp);
@@ -834,10 +824,11 @@ impl Store for PgStore {
 
     fn claim_individual(&self, thread: usize, generation: usize, size: usize) -> Result<Individual> {
         let inner = &self.inner;
-        let (id, keys) = (inner.id()?, inner.keys()?);
+        let (id, keys) = inner.attached()?;
+        let id = *id;
         let (g, n) = (generation as i32, size as i32);
         let span = Span { lo: g * n, hi: g * n + n, population: Some((g, n)) };
-        if let Some((row, _)) = inner.claim_span(thread, span, &keys)? {
+        if let Some((row, _)) = inner.claim_span(thread, span, keys)? {
             return Ok(Individual::Train { k: (row - span.lo) as usize, row: row as usize });
         }
         let rows = inner.with_client("read a generation", |c| {
